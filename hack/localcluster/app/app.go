@@ -1,0 +1,109 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"sigs.k8s.io/pod-networks/internal/localcluster"
+)
+
+// Main runs the command with the process's arguments and exits non-zero on
+// error.
+func Main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: localcluster <up|down|demo> [flags]
+
+  up     bring a cluster up; fails without changing anything if one is up
+  down   tear the cluster down and restore the host (quiet if nothing runs)
+  demo   tear down any cluster, bring one up, run the demo scenario, leave it up
+
+flags:
+`
+
+// Run executes one subcommand.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(strings.TrimSpace(usage))
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet("localcluster "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	outputDir := fs.String("output-dir", defaultOutputDir(), "the repository's build output dir (binaries, images, cluster state)")
+	o := localcluster.DefaultOptions(*outputDir)
+	fs.IntVar(&o.Nodes, "nodes", o.Nodes, "number of nodes")
+	stateDir := fs.String("state-dir", "", "cluster state and logs (default <output-dir>/cluster)")
+	fs.StringVar(&o.RunDir, "run-dir", o.RunDir, "unix sockets and short runtime paths")
+	fs.StringVar(&o.SchedulerBinary, "scheduler-binary", "", "kube-scheduler binary to run instead of the built one")
+	fs.StringVar(&o.SchedulerConfig, "scheduler-config", "", "KubeSchedulerConfiguration for --config ({{KUBECONFIG}} is replaced)")
+	nodeNets := fs.String("node-networks", "", "per-node extra networks: node1=DIR,node2=DIR (CNI conflists copied into each node's networks dir)")
+	fs.DurationVar(&o.ReadyTimeout, "timeout", o.ReadyTimeout, "bring-up timeout")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	// Paths derive from -output-dir unless set one by one.
+	d := localcluster.DefaultOptions(*outputDir)
+	o.BinDir, o.ImagesDir, o.StateDir = d.BinDir, d.ImagesDir, d.StateDir
+	if *stateDir != "" {
+		o.StateDir = *stateDir
+	}
+	if *nodeNets != "" {
+		o.NodeNetworks = map[string]string{}
+		for _, kv := range strings.Split(*nodeNets, ",") {
+			node, dir, ok := strings.Cut(kv, "=")
+			if !ok || node == "" || dir == "" {
+				return fmt.Errorf("-node-networks: %q is not node=dir", kv)
+			}
+			o.NodeNetworks[node] = dir
+		}
+	}
+	o.Logf = func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
+	switch cmd {
+	case "up":
+		c, err := localcluster.Up(ctx, o)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "cluster up: %d nodes Ready in %.1fs\nexport KUBECONFIG=%s\n", c.Nodes, c.ReadyAfter().Seconds(), c.Kubeconfig())
+		return nil
+	case "down":
+		return localcluster.Down(ctx, o)
+	case "demo":
+		return demo(ctx, o, stdout)
+	default:
+		fs.Usage()
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+// defaultOutputDir finds _output next to the repository's go.mod, starting
+// from the working directory.
+func defaultOutputDir() string {
+	dir, _ := os.Getwd()
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return filepath.Join(d, "_output")
+		}
+		if d == filepath.Dir(d) {
+			return filepath.Join(dir, "_output")
+		}
+	}
+}
+
+func since(t time.Time) string { return fmt.Sprintf("%.1fs", time.Since(t).Seconds()) }

@@ -1,0 +1,83 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"sigs.k8s.io/pod-networks/internal/localcluster"
+)
+
+// readyTarget is the bring-up time the project aims for (binaries built).
+const readyTarget = 20 * time.Second
+
+// demo brings a fresh cluster up and shows, per node, a pod Running with the
+// address it sees on eth0 inside its network namespace.
+func demo(ctx context.Context, o localcluster.Options, out io.Writer) error {
+	if err := localcluster.Down(ctx, o); err != nil {
+		return fmt.Errorf("tear down the previous cluster: %w", err)
+	}
+	fmt.Fprintf(out, "== Bringing up %d nodes\n", o.Nodes)
+	c, err := localcluster.Up(ctx, o)
+	if err != nil {
+		return err
+	}
+	cs, err := c.Client()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "== One pod per node\n")
+	start := time.Now()
+	nodes := c.NodeList()
+	for _, n := range nodes {
+		pod, err := c.ToolboxPod("demo-"+n.Name, n.Name)
+		if err != nil {
+			return err
+		}
+		if _, err := cs.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POD\tNODE\tSUBNET\tPOD IP (status)\tETH0 INSIDE THE POD")
+	for _, n := range nodes {
+		name := "demo-" + n.Name
+		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		pod, err := localcluster.WaitPodRunning(wctx, cs, "default", name)
+		cancel()
+		if err != nil {
+			return err
+		}
+		inside, err := c.PodIPv4(ctx, "default", name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, pod.Spec.NodeName, n.Subnet, pod.Status.PodIP, inside)
+	}
+	podsRunning := since(start)
+	tw.Flush()
+
+	fmt.Fprintf(out, "\n== Summary\n")
+	verdict := "within"
+	if c.ReadyAfter() > readyTarget {
+		verdict = "OVER"
+	}
+	fmt.Fprintf(out, "  bring-up to %d nodes Ready: %.1fs (%s the %v target)\n", len(nodes), c.ReadyAfter().Seconds(), verdict, readyTarget)
+	for _, t := range c.Timings {
+		fmt.Fprintf(out, "    %6.2fs  %s\n", t.Elapsed.Seconds(), t.Step)
+	}
+	fmt.Fprintf(out, "  pods created to all Running with addresses checked: %s\n", podsRunning)
+	fmt.Fprintf(out, `
+The cluster is still up. Next:
+  export KUBECONFIG=%s
+  %s/kubectl get nodes -o wide
+  %s/kubectl exec demo-node1 -- ip addr
+  logs: %s
+  make down
+`, c.Kubeconfig(), c.BinDir, c.BinDir, c.LogPath("<component>"))
+	return nil
+}

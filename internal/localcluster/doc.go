@@ -1,0 +1,14 @@
+// Package localcluster brings up and tears down a real multi-node Kubernetes
+// cluster on one machine, from binaries built by hack/ at the pinned versions.
+//
+// A cluster is one control plane (etcd, kube-apiserver with real certificates,
+// kube-controller-manager, kube-scheduler) and N nodes, each with its own
+// containerd, kubelet, CNI directories, bridge, subnet, cgroup root and ports.
+// Everything the cluster writes lives under Options.StateDir, except unix
+// sockets, which live under Options.RunDir because socket paths are limited to
+// 108 bytes and containerd's shim socket directory to 42.
+//
+// Down undoes everything Up changed on the host: processes, mounts, network
+// namespaces, links, cgroups, iptables chains and sysctls. Snapshot captures
+// that host state so tests can prove it.
+package localcluster

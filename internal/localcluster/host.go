@@ -1,0 +1,319 @@
+package localcluster
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// hostSysctls are the host-wide settings the cluster changes: the bridge
+// plugin's isGateway turns on forwarding; kubelet sets the kernel tunables
+// it wants unless protectKernelDefaults refuses to start instead.
+var hostSysctls = []string{
+	"net.ipv4.ip_forward",
+	"net.ipv6.conf.all.forwarding",
+	"vm.overcommit_memory",
+	"vm.panic_on_oom",
+	"kernel.panic",
+	"kernel.panic_on_oops",
+	"kernel.keys.root_maxkeys",
+	"kernel.keys.root_maxbytes",
+}
+
+// hostPaths are host-wide paths the components create even when told to keep
+// their state elsewhere (libcni's cache in containerd, kubelet's
+// /var/log/containers symlinks) or would create with a wrong setting.
+var hostPaths = []string{
+	"/var/lib/cni", "/var/log/containers", "/var/log/pods", "/var/lib/kubelet",
+	"/var/lib/containerd", "/run/containerd", "/opt/containerd", "/etc/containerd",
+	"/etc/cni", "/opt/cni", "/etc/kubernetes", "/usr/libexec/kubernetes", "/run/netns",
+	"/var/run/kubernetes", "/etc/cdi", "/var/run/cdi",
+}
+
+// hostRecord is what Up found before it changed anything; Down restores it.
+type hostRecord struct {
+	Sysctls map[string]string `json:"sysctls"`
+	// Created are hostPaths that did not exist before Up.
+	Created []string `json:"created"`
+}
+
+func readSysctl(key string) (string, error) {
+	b, err := os.ReadFile(sysctlPath(key))
+	return strings.TrimSpace(string(b)), err
+}
+
+func sysctlPath(key string) string {
+	return filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
+}
+
+func (o *Options) recordHost() error {
+	rec := hostRecord{Sysctls: map[string]string{}}
+	for _, k := range hostSysctls {
+		if v, err := readSysctl(k); err == nil {
+			rec.Sysctls[k] = v
+		}
+	}
+	for _, p := range hostPaths {
+		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+			rec.Created = append(rec.Created, p)
+		}
+	}
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(o.hostFile(), b, 0o644)
+}
+
+// restoreHost puts back sysctls and removes host paths the cluster created;
+// in paths that existed before, it removes only symlinks into the state dir.
+func (o *Options) restoreHost() error {
+	var errs []error
+	b, err := os.ReadFile(o.hostFile())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	var rec hostRecord
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return fmt.Errorf("read %s: %w", o.hostFile(), err)
+		}
+	}
+	for k, v := range rec.Sysctls {
+		if cur, err := readSysctl(k); err == nil && cur != v {
+			if err := os.WriteFile(sysctlPath(k), []byte(v), 0o644); err != nil {
+				errs = append(errs, fmt.Errorf("restore sysctl %s=%s: %w", k, v, err))
+			}
+		}
+	}
+	created := map[string]bool{}
+	for _, p := range rec.Created {
+		created[p] = true
+	}
+	for _, p := range hostPaths {
+		if created[p] {
+			if err := os.RemoveAll(p); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		ents, err := os.ReadDir(p)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			full := filepath.Join(p, e.Name())
+			if t, err := os.Readlink(full); err == nil && strings.HasPrefix(t, o.StateDir+"/") {
+				_ = os.Remove(full)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ourProcesses lists processes that belong to the cluster: started from its
+// binaries, naming its directories on their command line (shims), or living
+// in its nodes' cgroups (containers).
+func (o *Options) ourProcesses() []int {
+	self := os.Getpid()
+	inCgroup := map[int]bool{}
+	for _, n := range o.nodes() {
+		for _, h := range cgroupHierarchies() {
+			_ = filepath.WalkDir(filepath.Join(h, n.CgroupRoot), func(p string, d os.DirEntry, err error) error {
+				if err != nil || !d.IsDir() {
+					return nil
+				}
+				b, _ := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+				for _, f := range strings.Fields(string(b)) {
+					if pid, err := strconv.Atoi(f); err == nil {
+						inCgroup[pid] = true
+					}
+				}
+				return nil
+			})
+		}
+	}
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		if inCgroup[pid] {
+			out = append(out, pid)
+			continue
+		}
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		cl := string(cmdline)
+		if strings.HasPrefix(exe, o.BinDir+"/") || strings.Contains(cl, o.StateDir+"/") || strings.Contains(cl, o.RunDir+"/") {
+			if _, err := startTime(pid); err == nil { // not a zombie
+				out = append(out, pid)
+			}
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+// killAll SIGKILLs the cluster's remaining processes until none is left.
+func (o *Options) killAll() error {
+	var left []int
+	for i := 0; i < 100; i++ {
+		if left = o.ourProcesses(); len(left) == 0 {
+			return nil
+		}
+		for _, pid := range left {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("processes still running after SIGKILL: %v", left)
+}
+
+// mountsUnder lists mount points at or below any of dirs, deepest first.
+func mountsUnder(dirs ...string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMount(fields[4])
+		for _, d := range dirs {
+			if mp == d || strings.HasPrefix(mp, d+"/") {
+				out = append(out, mp)
+				break
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+func unescapeMount(s string) string {
+	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+	return r.Replace(s)
+}
+
+func unmountAll(dirs ...string) error {
+	for i := 0; i < 5; i++ {
+		mps := mountsUnder(dirs...)
+		if len(mps) == 0 {
+			return nil
+		}
+		for _, mp := range mps {
+			_ = syscall.Unmount(mp, syscall.MNT_DETACH)
+		}
+	}
+	if mps := mountsUnder(dirs...); len(mps) > 0 {
+		return fmt.Errorf("mounts left: %v", mps)
+	}
+	return nil
+}
+
+// deleteLinks removes each node's bridge and any link still enslaved to it.
+func (o *Options) deleteLinks() error {
+	var errs []error
+	for _, n := range o.nodes() {
+		if _, err := os.Stat("/sys/class/net/" + n.Bridge); err != nil {
+			continue
+		}
+		ports, _ := os.ReadDir(filepath.Join("/sys/class/net", n.Bridge, "brif"))
+		for _, p := range ports {
+			_ = exec.Command("ip", "link", "del", p.Name()).Run()
+		}
+		if out, err := exec.Command("ip", "link", "del", n.Bridge).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("delete bridge %s: %v: %s", n.Bridge, err, strings.TrimSpace(string(out))))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// cgroupHierarchies lists the mounted cgroup hierarchies (v1 and unified).
+func cgroupHierarchies() []string {
+	ents, err := os.ReadDir("/sys/fs/cgroup")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		p := filepath.Join("/sys/fs/cgroup", e.Name())
+		if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+			if _, err := os.Stat(filepath.Join(p, "cgroup.procs")); err == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	if len(out) == 0 { // pure cgroup v2
+		out = append(out, "/sys/fs/cgroup")
+	}
+	return out
+}
+
+// createCgroupRoot creates kubelet's cgroupRoot in every hierarchy. cpuset
+// children start with no CPUs or memory nodes: copy the parent's.
+func createCgroupRoot(root string) error {
+	for _, h := range cgroupHierarchies() {
+		p := filepath.Join(h, root)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return fmt.Errorf("create cgroup %s: %w", p, err)
+		}
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			if v, err := os.ReadFile(filepath.Join(h, f)); err == nil {
+				if cur, _ := os.ReadFile(filepath.Join(p, f)); strings.TrimSpace(string(cur)) == "" {
+					_ = os.WriteFile(filepath.Join(p, f), v, 0o644)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// removeCgroupRoots removes the nodes' cgroup trees, children first.
+func (o *Options) removeCgroupRoots() error {
+	var errs []error
+	for _, n := range o.nodes() {
+		for _, h := range cgroupHierarchies() {
+			root := filepath.Join(h, n.CgroupRoot)
+			var dirs []string
+			_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+				if err == nil && d.IsDir() {
+					dirs = append(dirs, p)
+				}
+				return nil
+			})
+			sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+			for _, d := range dirs {
+				var err error
+				for i := 0; i < 50; i++ { // a just-killed task may linger briefly
+					if err = syscall.Rmdir(d); err == nil || errors.Is(err, os.ErrNotExist) {
+						err = nil
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				if err != nil {
+					errs = append(errs, fmt.Errorf("remove cgroup %s: %w", d, err))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

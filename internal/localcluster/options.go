@@ -1,0 +1,99 @@
+package localcluster
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Options describe a cluster. The zero value is not usable: start from
+// DefaultOptions, which derives every path from a repository's _output dir.
+type Options struct {
+	// BinDir holds the built binaries (etcd, kube-*, kubectl, containerd,
+	// ctr, containerd-shim-runc-v2) and BinDir/cni the CNI plugins.
+	BinDir string
+	// ImagesDir holds pause.tar and toolbox.tar, imported into every node.
+	ImagesDir string
+	// StateDir holds all cluster state and logs; Down empties it but for logs.
+	StateDir string
+	// RunDir holds unix sockets and runtime state that need short paths.
+	RunDir string
+	// Nodes is the number of nodes (at least 1).
+	Nodes int
+	// SchedulerBinary replaces the built kube-scheduler when set.
+	SchedulerBinary string
+	// SchedulerConfig, when set, is a KubeSchedulerConfiguration passed with
+	// --config. The string {{KUBECONFIG}} in it is replaced by the path of the
+	// scheduler's kubeconfig.
+	SchedulerConfig string
+	// NodeCRIEndpoint returns the CRI endpoint kubelet on the node uses, given
+	// the node and its containerd socket. Nil means containerd's socket. Later
+	// components put a proxy in front of containerd through this seam.
+	NodeCRIEndpoint func(node Node, containerdSocket string) string
+	// NodeNetworks maps a node name to a directory of CNI network config
+	// lists copied into that node's networks directory at bring-up.
+	NodeNetworks map[string]string
+	// Runc is the runc binary containerd runs.
+	Runc string
+	// Ports: etcd client (peer is +1), apiserver, controller-manager,
+	// scheduler, and the first kubelet (node i uses KubeletPort+10*(i-1) and
+	// healthz on that minus 2).
+	EtcdPort, APIServerPort, ControllerManagerPort, SchedulerPort, KubeletPort int
+	// ReadyTimeout bounds bring-up from first process to all nodes Ready.
+	ReadyTimeout time.Duration
+	// Logf receives progress lines; nil discards them.
+	Logf func(format string, args ...any)
+}
+
+// DefaultOptions returns the options for a cluster whose binaries, images and
+// state live under outputDir (the repository's _output).
+func DefaultOptions(outputDir string) Options {
+	return Options{
+		BinDir:                filepath.Join(outputDir, "bin"),
+		ImagesDir:             filepath.Join(outputDir, "images"),
+		StateDir:              filepath.Join(outputDir, "cluster"),
+		RunDir:                "/run/pod-networks",
+		Nodes:                 2,
+		Runc:                  "/usr/sbin/runc",
+		EtcdPort:              12379,
+		APIServerPort:         16443,
+		ControllerManagerPort: 20257,
+		SchedulerPort:         20259,
+		KubeletPort:           21250,
+		ReadyTimeout:          2 * time.Minute,
+	}
+}
+
+// maxNodes keeps node subnets (10.244.<i>.0/24), bridge names and ports apart.
+const maxNodes = 50
+
+// Validate reports the first option that cannot work, naming it.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Nodes < 1 || o.Nodes > maxNodes {
+		errs = append(errs, fmt.Errorf("nodes: %d is out of range 1..%d", o.Nodes, maxNodes))
+	}
+	for name, p := range map[string]string{"bin dir": o.BinDir, "images dir": o.ImagesDir, "state dir": o.StateDir, "run dir": o.RunDir} {
+		if !filepath.IsAbs(p) {
+			errs = append(errs, fmt.Errorf("%s: %q is not an absolute path", name, p))
+		}
+	}
+	// containerd refuses a shim socket dir longer than 42 bytes.
+	if l := len(filepath.Join(o.RunDir, "node99", "s")); l > 42 {
+		errs = append(errs, fmt.Errorf("run dir: %q is too long for containerd's shim socket dir (%d > 42 bytes)", o.RunDir, l))
+	}
+	for node := range o.NodeNetworks {
+		if !strings.HasPrefix(node, "node") {
+			errs = append(errs, fmt.Errorf("node networks: unknown node %q (nodes are node1..node%d)", node, o.Nodes))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (o *Options) logf(format string, args ...any) {
+	if o.Logf != nil {
+		o.Logf(format, args...)
+	}
+}

@@ -1,0 +1,73 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"sigs.k8s.io/pod-networks/internal/localcluster"
+)
+
+// TestMain refuses to run, rather than skip, without root or the binaries:
+// a skipped e2e suite must never look like a passing one.
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "e2e tests need root")
+		os.Exit(1)
+	}
+	o := localcluster.DefaultOptions(outputDir())
+	for _, b := range []string{"etcd", "kube-apiserver", "kubelet", "containerd", "kubectl", "cni/bridge"} {
+		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e tests need the built binaries (make build): %v\n", err)
+			os.Exit(1)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// outputDir is the repository's _output, or $OUTPUT_DIR.
+func outputDir() string {
+	if d := os.Getenv("OUTPUT_DIR"); d != "" {
+		return d
+	}
+	wd, _ := os.Getwd()
+	return filepath.Join(wd, "..", "..", "_output")
+}
+
+func options(t *testing.T) localcluster.Options {
+	t.Helper()
+	o := localcluster.DefaultOptions(filepath.Clean(outputDir()))
+	o.Logf = t.Logf
+	return o
+}
+
+func snapshot(t *testing.T, o localcluster.Options) localcluster.HostState {
+	t.Helper()
+	s, err := localcluster.Snapshot(o)
+	if err != nil {
+		t.Fatalf("snapshot host state: %v", err)
+	}
+	return s
+}
+
+// requireUnchanged fails with every difference between two host states.
+func requireUnchanged(t *testing.T, what string, before, after localcluster.HostState) {
+	t.Helper()
+	if d := before.Diff(after); len(d) > 0 {
+		t.Fatalf("%s: the host changed:\n  %s", what, joinLines(d))
+	}
+}
+
+func joinLines(lines []string) string {
+	out := ""
+	for i, l := range lines {
+		if i > 0 {
+			out += "\n  "
+		}
+		out += l
+	}
+	return out
+}
