@@ -42,7 +42,7 @@ build() {
   done
   local key="${KUBE_VERSION} ${ldflags}"
   if fresh kube-bin "${key}" "${outs[@]}"; then return; fi
-  log "building ${KUBE_CMDS[*]} ${KUBE_VERSION} (cold: ~6 min on 2 cores)"
+  log "building ${KUBE_CMDS[*]} ${KUBE_VERSION} (cold: 6-10 min on 2 cores)"
   # -mod=mod: upstream builds from vendor/, which the module zip lacks; a few
   # go.mod requirements (kustomize) are only implied by it.
   local pkgs=(); for c in "${KUBE_CMDS[@]}"; do pkgs+=("./cmd/${c}"); done

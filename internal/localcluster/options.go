@@ -3,8 +3,8 @@ package localcluster
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -84,9 +84,15 @@ func (o *Options) Validate() error {
 	if l := len(filepath.Join(o.RunDir, "node99", "s")); l > 42 {
 		errs = append(errs, fmt.Errorf("run dir: %q is too long for containerd's shim socket dir (%d > 42 bytes)", o.RunDir, l))
 	}
-	for node := range o.NodeNetworks {
-		if !strings.HasPrefix(node, "node") {
+	known := map[string]bool{}
+	for _, n := range o.nodes() {
+		known[n.Name] = true
+	}
+	for node, dir := range o.NodeNetworks {
+		if !known[node] {
 			errs = append(errs, fmt.Errorf("node networks: unknown node %q (nodes are node1..node%d)", node, o.Nodes))
+		} else if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("node networks: %s: %q is not a directory", node, dir))
 		}
 	}
 	return errors.Join(errs...)

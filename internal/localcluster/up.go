@@ -60,6 +60,10 @@ func Up(ctx context.Context, o Options) (c *Cluster, retErr error) {
 		return nil, fmt.Errorf("clean up a previous cluster: %w", err)
 	}
 
+	if err := o.checkPorts(); err != nil {
+		return nil, err
+	}
+
 	start := time.Now()
 	c = &Cluster{Options: o}
 	var mu sync.Mutex

@@ -1,0 +1,37 @@
+package localcluster
+
+import (
+	"errors"
+	"fmt"
+	"net"
+)
+
+// ports lists every TCP port the cluster listens on, with its user.
+func (o *Options) ports() map[int]string {
+	p := map[int]string{
+		o.EtcdPort:              "etcd client",
+		o.EtcdPort + 1:          "etcd peer",
+		o.APIServerPort:         "kube-apiserver",
+		o.ControllerManagerPort: "kube-controller-manager",
+		o.SchedulerPort:         "kube-scheduler",
+	}
+	for _, n := range o.nodes() {
+		p[n.KubeletPort] = n.Name + " kubelet"
+		p[n.HealthzPort] = n.Name + " kubelet healthz"
+	}
+	return p
+}
+
+// checkPorts fails, naming each one, if a port the cluster needs is taken.
+func (o *Options) checkPorts() error {
+	var errs []error
+	for port, user := range o.ports() {
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("port %d (%s) is in use", port, user))
+			continue
+		}
+		l.Close()
+	}
+	return errors.Join(errs...)
+}
