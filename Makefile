@@ -4,17 +4,17 @@ SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := build
 .PHONY: build deps kube etcd containerd cni-plugins images cluster-up cluster-down down demo test unit e2e clean
 
-build:                ; hack/build.sh
-deps:                 ; hack/install-deps.sh
-kube:                 ; hack/build-kube.sh
-etcd:                 ; hack/build-etcd.sh
-containerd:           ; hack/build-containerd.sh
-cni-plugins:          ; hack/build-cni-plugins.sh
-images:               ; hack/build-images.sh
-cluster-up: build     ; hack/cluster.sh up
-cluster-down down:    ; hack/cluster.sh down
-demo: build           ; hack/cluster.sh demo
-test: build           ; hack/test.sh
-unit:                 ; hack/test.sh unit
-e2e: build            ; hack/test.sh e2e
-clean: down           ; rm -rf _output
+build:                ; @hack/build.sh
+deps:                 ; @hack/install-deps.sh
+kube:                 ; @hack/build-kube.sh
+etcd:                 ; @hack/build-etcd.sh
+containerd:           ; @hack/build-containerd.sh
+cni-plugins:          ; @hack/build-cni-plugins.sh
+images:               ; @hack/build-images.sh
+cluster-up: build     ; @hack/cluster.sh up
+cluster-down down:    ; @hack/cluster.sh down
+demo: build           ; @hack/cluster.sh demo
+test: build           ; @hack/test.sh
+unit:                 ; @hack/test.sh unit
+e2e: build            ; @hack/test.sh e2e
+clean: down           ; @rm -rf _output

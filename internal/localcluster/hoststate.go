@@ -14,7 +14,7 @@ import (
 // HostState is what a cluster may change on the host, captured so that a
 // test can compare the host before Up and after Down.
 type HostState struct {
-	Processes []string          // the cluster's processes (pid: exe)
+	Processes []string          // the cluster's long-lived processes (pid: exe)
 	Mounts    []string          // every mount point on the host
 	NetNS     []string          // named network namespaces (/run/netns)
 	Links     []string          // every network link
@@ -30,6 +30,9 @@ func Snapshot(o Options) (HostState, error) {
 	var s HostState
 	for _, pid := range o.ourProcesses() {
 		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if exe == o.Runc {
+			continue // short-lived runc calls of a running shim are not state
+		}
 		s.Processes = append(s.Processes, fmt.Sprintf("%d: %s", pid, exe))
 	}
 	s.Mounts = mountsUnder("/")
