@@ -37,6 +37,16 @@ func (o *Options) leftovers() bool {
 			return true
 		}
 	}
+	for _, n := range o.nodes() {
+		if _, err := os.Stat("/sys/class/net/" + n.Bridge); err == nil {
+			return true
+		}
+		for _, h := range cgroupHierarchies() {
+			if _, err := os.Stat(filepath.Join(h, n.CgroupRoot)); err == nil {
+				return true
+			}
+		}
+	}
 	return len(o.ourProcesses()) > 0
 }
 
@@ -78,11 +88,19 @@ func (o *Options) down(ctx context.Context) error {
 	if err := unmountAll(o.StateDir, o.RunDir); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, o.deleteLinks(), o.removeCgroupRoots(), o.restoreHost())
+	errs = append(errs, o.deleteLinks(), o.removeCgroupRoots())
+	restoreErr := o.restoreHost()
 	if err := os.RemoveAll(o.RunDir); err != nil {
 		errs = append(errs, err)
 	}
-	if err := o.removeState(); err != nil {
+	// Keep the record of the host's settings until they are restored, so
+	// that the next Down can retry.
+	keep := map[string]bool{"logs": true}
+	if restoreErr != nil {
+		errs = append(errs, restoreErr)
+		keep[filepath.Base(o.hostFile())] = true
+	}
+	if err := o.removeState(keep); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -98,8 +116,9 @@ func (o *Options) recorded(name string) *recorded {
 	return nil
 }
 
-// removeState empties the state dir but keeps the logs for a post-mortem.
-func (o *Options) removeState() error {
+// removeState empties the state dir but for the entries in keep (the logs,
+// for a post-mortem).
+func (o *Options) removeState(keep map[string]bool) error {
 	ents, err := os.ReadDir(o.StateDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -109,7 +128,7 @@ func (o *Options) removeState() error {
 	}
 	var errs []error
 	for _, e := range ents {
-		if e.Name() == "logs" {
+		if keep[e.Name()] {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(o.StateDir, e.Name())); err != nil {
