@@ -2,7 +2,7 @@
 # missing Debian packages are installed, builds are incremental.
 SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := build
-.PHONY: build deps kube etcd containerd cni-plugins images cluster-up cluster-down down demo test unit e2e clean
+.PHONY: build deps kube etcd containerd cni-plugins images cluster-up cluster-down down demo test unit integration e2e bench-proxy clean
 
 build:                ; @hack/build.sh
 deps:                 ; @hack/install-deps.sh
@@ -16,5 +16,7 @@ cluster-down down:    ; @hack/cluster.sh down
 demo: build           ; @hack/cluster.sh demo
 test: build           ; @hack/test.sh
 unit:                 ; @hack/test.sh unit
+integration: build    ; @hack/test.sh integration
 e2e: build            ; @hack/test.sh e2e
+bench-proxy: build    ; @hack/bench-proxy.sh
 clean: down           ; @rm -rf _output

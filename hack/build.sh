@@ -7,4 +7,4 @@ for part in kube etcd containerd cni-plugins images; do
   "${REPO_ROOT}/hack/build-${part}.sh"
 done
 cd "${REPO_ROOT}"
-go build -o "${BIN_DIR}/localcluster" ./hack/localcluster
+go build -o "${BIN_DIR}/" ./hack/localcluster ./cri-proxy/cmd/cri-proxy

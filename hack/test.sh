@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the tests: `unit` (no root, no cluster), `e2e` (root; brings real
-# clusters up and down), or both when no argument is given.
+# Runs the tests: `unit` (no root, no cluster), `integration` (root; real CNI
+# plugins in throwaway network namespaces), `e2e` (root; brings real clusters
+# up and down), or all of them when no argument is given.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cd "${REPO_ROOT}"
@@ -9,6 +10,12 @@ if [[ "${what}" == all || "${what}" == unit ]]; then
   log "go vet and unit tests"
   go vet ./...
   go test -count=1 ./...
+fi
+if [[ "${what}" == all || "${what}" == integration ]]; then
+  [[ $(id -u) -eq 0 ]] || die "integration tests need root"
+  log "integration tests (real CNI plugins in network namespaces)"
+  go vet -tags integration ./...
+  CNI_BIN_DIR="${BIN_DIR}/cni" go test -tags integration -count=1 ./cri-proxy/...
 fi
 if [[ "${what}" == all || "${what}" == e2e ]]; then
   [[ $(id -u) -eq 0 ]] || die "e2e tests need root"

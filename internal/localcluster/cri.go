@@ -9,16 +9,18 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"sigs.k8s.io/pod-networks/pkg/criinfo"
 )
 
 // removeSandboxes stops and removes every pod sandbox on the node through
-// the CRI endpoint kubelet uses, so the runtime (or a proxy in front of it)
-// runs CNI DEL and releases addresses, links and network namespaces before
-// its processes are stopped.
-func (o *Options) removeSandboxes(ctx context.Context, n Node) error {
+// a CRI endpoint, so the runtime (and a proxy in front of it) runs CNI DEL
+// and releases addresses, links and network namespaces before its
+// processes are stopped.
+func (o *Options) removeSandboxes(ctx context.Context, n Node, endpoint string) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	conn, err := grpc.NewClient(o.criEndpoint(n), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return fmt.Errorf("%s: dial CRI: %w", n.Name, err)
 	}
@@ -64,5 +66,5 @@ func (o *Options) SandboxNetNS(ctx context.Context, n Node, namespace, name stri
 	if err != nil {
 		return "", err
 	}
-	return netnsFromInfo(st.GetInfo()["info"])
+	return criinfo.NetNSPath(st.GetInfo()["info"])
 }

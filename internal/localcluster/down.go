@@ -64,10 +64,16 @@ func (o *Options) down(ctx context.Context) error {
 			defer wg.Done()
 			o.stopDaemon(n.Name+"-kubelet", 10*time.Second)
 			if r := o.recorded(n.Name + "-containerd"); r != nil && r.alive() {
-				if err := o.removeSandboxes(ctx, n); err != nil {
+				// Through kubelet's endpoint, so a CRI proxy detaches its
+				// networks; straight to containerd if that fails.
+				if err := o.removeSandboxes(ctx, n, o.criEndpoint(n)); err != nil {
 					o.logf("warning: %v", err)
+					if err := o.removeSandboxes(ctx, n, "unix://"+n.ContainerdSocket()); err != nil {
+						o.logf("warning: %v", err)
+					}
 				}
 			}
+			o.stopDaemon(n.Name+"-cri-proxy", 10*time.Second)
 			o.stopDaemon(n.Name+"-containerd", 10*time.Second)
 		}()
 	}

@@ -228,22 +228,52 @@ func unmountAll(dirs ...string) error {
 	return nil
 }
 
-// deleteLinks removes each node's bridge and any link still enslaved to it.
+// deleteLinks removes each node's bridge, the bridges its extra networks
+// made (the bridge plugin never deletes one), and links enslaved to them.
 func (o *Options) deleteLinks() error {
 	var errs []error
 	for _, n := range o.nodes() {
-		if _, err := os.Stat("/sys/class/net/" + n.Bridge); err != nil {
-			continue
-		}
-		ports, _ := os.ReadDir(filepath.Join("/sys/class/net", n.Bridge, "brif"))
-		for _, p := range ports {
-			_ = exec.Command("ip", "link", "del", p.Name()).Run()
-		}
-		if out, err := exec.Command("ip", "link", "del", n.Bridge).CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Errorf("delete bridge %s: %v: %s", n.Bridge, err, strings.TrimSpace(string(out))))
+		for _, br := range append([]string{n.Bridge}, bridgesOf(n.NetworksDir())...) {
+			if _, err := os.Stat("/sys/class/net/" + br); err != nil {
+				continue
+			}
+			ports, _ := os.ReadDir(filepath.Join("/sys/class/net", br, "brif"))
+			for _, p := range ports {
+				_ = exec.Command("ip", "link", "del", p.Name()).Run()
+			}
+			if out, err := exec.Command("ip", "link", "del", br).CombinedOutput(); err != nil {
+				errs = append(errs, fmt.Errorf("delete bridge %s: %v: %s", br, err, strings.TrimSpace(string(out))))
+			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// bridgesOf lists the bridge names of bridge plugins in a dir of conflists.
+func bridgesOf(dir string) []string {
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		var conf struct {
+			Plugins []struct {
+				Type   string `json:"type"`
+				Bridge string `json:"bridge"`
+			} `json:"plugins"`
+		}
+		if json.Unmarshal(b, &conf) != nil {
+			continue
+		}
+		for _, p := range conf.Plugins {
+			if p.Type == "bridge" && p.Bridge != "" { // never the host's default cni0
+				out = append(out, p.Bridge)
+			}
+		}
+	}
+	return out
 }
 
 // cgroupHierarchies lists the mounted cgroup hierarchies (v1 and unified).

@@ -15,6 +15,7 @@ type Node struct {
 	RunDir      string // sockets: <RunDir>/<name>
 	KubeletPort int
 	HealthzPort int
+	ProxyPort   int    // the CRI proxy's /metrics and /healthz
 	Bridge      string // CNI bridge on the host
 	Subnet      string // pod subnet of the primary network
 	CgroupRoot  string // kubelet cgroupRoot, created in every hierarchy
@@ -22,6 +23,9 @@ type Node struct {
 
 // ContainerdSocket is the node's containerd gRPC socket.
 func (n Node) ContainerdSocket() string { return filepath.Join(n.RunDir, "containerd.sock") }
+
+// ProxySocket is the node's CRI proxy socket.
+func (n Node) ProxySocket() string { return filepath.Join(n.RunDir, "cri-proxy.sock") }
 
 // NetworksDir is the node's directory of extra CNI network config lists,
 // separate from containerd's CNI conf dir (whose first file is every pod's
@@ -46,6 +50,7 @@ func (o *Options) nodes() []Node {
 			RunDir:      filepath.Join(o.RunDir, name),
 			KubeletPort: o.KubeletPort + 10*(i-1),
 			HealthzPort: o.KubeletPort + 10*(i-1) - 2,
+			ProxyPort:   o.KubeletPort + 10*(i-1) + 5,
 			Bridge:      fmt.Sprintf("pnbr%d", i),
 			Subnet:      fmt.Sprintf("10.244.%d.0/24", i),
 			CgroupRoot:  fmt.Sprintf("/pod-networks-%s", name),

@@ -149,22 +149,6 @@ func TestPrimaryNetwork(t *testing.T) {
 	}
 }
 
-func TestNetnsFromInfo(t *testing.T) {
-	for _, tc := range []struct {
-		name, info, want, err string
-	}{
-		{"verbose", `{"runtimeSpec":{"linux":{"namespaces":[{"type":"pid"},{"type":"network","path":"/x/netns/cni-1"}]}}}`, "/x/netns/cni-1", ""},
-		{"null spec", `{"runtimeSpec":null}`, "", "no runtime spec"},
-		{"host network", `{"runtimeSpec":{"linux":{"namespaces":[{"type":"pid"}]}}}`, "", "no network namespace"},
-		{"garbage", `{`, "", "unexpected end"},
-	} {
-		got, err := netnsFromInfo(tc.info)
-		if got != tc.want || (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
-			t.Errorf("%s: netnsFromInfo = %q, %v; want %q, error containing %q", tc.name, got, err, tc.want, tc.err)
-		}
-	}
-}
-
 func TestParseIPAddr(t *testing.T) {
 	got, err := parseIPAddr("2: eth0    inet 10.244.1.2/24 brd 10.244.1.255 scope global eth0\\       valid_lft forever\n")
 	if err != nil || got != "10.244.1.2" {

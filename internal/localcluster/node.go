@@ -128,7 +128,32 @@ func (o *Options) criEndpoint(n Node) string {
 	if o.NodeCRIEndpoint != nil {
 		return o.NodeCRIEndpoint(n, n.ContainerdSocket())
 	}
+	if o.CRIProxy {
+		return "unix://" + n.ProxySocket()
+	}
 	return "unix://" + n.ContainerdSocket()
+}
+
+func (o *Options) proxyDaemon(n Node) daemon {
+	return daemon{name: n.Name + "-cri-proxy", path: o.bin("cri-proxy"), args: []string{
+		"-listen=" + n.ProxySocket(),
+		"-upstream=" + n.ContainerdSocket(),
+		"-networks-dir=" + n.NetworksDir(),
+		"-cni-bin-dir=" + o.cniBinDir(),
+		"-state-dir=" + filepath.Join(n.Dir, "cri-proxy"),
+		fmt.Sprintf("-metrics-address=127.0.0.1:%d", n.ProxyPort),
+		"-kubeconfig=" + o.kubeconfigFor(n.Name+"-cri-proxy"),
+		"-node-name=" + n.Name,
+		"-default-network-name=primary",
+		"-resync-interval=2s",
+		"-v=2",
+	}}
+}
+
+func (o *Options) proxyHealthy(n Node) func(context.Context) error {
+	return func(ctx context.Context) error {
+		return httpOK(ctx, httpClient, fmt.Sprintf("http://127.0.0.1:%d/healthz", n.ProxyPort))
+	}
 }
 
 // prepareNode writes the node's configuration and directories.

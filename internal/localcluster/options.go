@@ -32,6 +32,10 @@ type Options struct {
 	// the node and its containerd socket. Nil means containerd's socket. Later
 	// components put a proxy in front of containerd through this seam.
 	NodeCRIEndpoint func(node Node, containerdSocket string) string
+	// CRIProxy puts the project's CRI proxy (BinDir/cri-proxy) in front of
+	// each node's containerd: kubelet talks to the proxy, which attaches the
+	// networks of the node's networks directory and publishes them.
+	CRIProxy bool
 	// NodeNetworks maps a node name to a directory of CNI network config
 	// lists copied into that node's networks directory at bring-up.
 	NodeNetworks map[string]string
@@ -56,6 +60,7 @@ func DefaultOptions(outputDir string) Options {
 		StateDir:              filepath.Join(outputDir, "cluster"),
 		RunDir:                "/run/pod-networks",
 		Nodes:                 2,
+		CRIProxy:              false,
 		Runc:                  "/usr/sbin/runc",
 		EtcdPort:              12379,
 		APIServerPort:         16443,

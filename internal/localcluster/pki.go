@@ -24,6 +24,9 @@ func (o *Options) identities() []identity {
 	}
 	for _, n := range o.nodes() {
 		ids = append(ids, identity{n.Name + "-kubelet", "system:node:" + n.Name, []string{"system:nodes"}})
+		if o.CRIProxy {
+			ids = append(ids, identity{n.Name + "-cri-proxy", "system:pod-networks:cri-proxy:" + n.Name, []string{proxyGroup}})
+		}
 	}
 	return ids
 }

@@ -18,6 +18,9 @@ func (o *Options) ports() map[int]string {
 	for _, n := range o.nodes() {
 		p[n.KubeletPort] = n.Name + " kubelet"
 		p[n.HealthzPort] = n.Name + " kubelet healthz"
+		if o.CRIProxy {
+			p[n.ProxyPort] = n.Name + " cri-proxy metrics"
+		}
 	}
 	return p
 }

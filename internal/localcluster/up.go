@@ -130,6 +130,15 @@ func Up(ctx context.Context, o Options) (c *Cluster, retErr error) {
 			return err
 		}
 		mark("kube-apiserver ready")
+		if o.CRIProxy {
+			cs, err := o.Client()
+			if err != nil {
+				return err
+			}
+			if err := grantProxies(gctx, cs); err != nil {
+				return err
+			}
+		}
 		close(apiReady)
 		sched, err := o.schedulerDaemon()
 		if err != nil {
@@ -168,6 +177,16 @@ func Up(ctx context.Context, o Options) (c *Cluster, retErr error) {
 				return err
 			}
 			mark(n.Name + " containerd ready, images imported")
+			if o.CRIProxy {
+				proxy, err := o.startDaemon(o.proxyDaemon(n))
+				if err != nil {
+					return err
+				}
+				if err := proxy.waitReady(gctx, o.proxyHealthy(n)); err != nil {
+					return err
+				}
+				mark(n.Name + " cri-proxy healthy")
+			}
 			select {
 			case <-apiReady:
 			case <-gctx.Done():

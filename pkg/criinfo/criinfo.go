@@ -1,14 +1,20 @@
-package localcluster
+// Package criinfo reads what containerd puts in the verbose info of CRI
+// answers, which CRI itself does not type.
+package criinfo
 
 import (
 	"encoding/json"
 	"errors"
 )
 
-// netnsFromInfo extracts the sandbox network namespace path from
-// containerd's verbose PodSandboxStatus info["info"]. runtimeSpec may be
-// null on non-verbose answers; host-network sandboxes have no path.
-func netnsFromInfo(info string) (string, error) {
+// NetNSPath returns the sandbox network namespace path from containerd's
+// verbose PodSandboxStatus info["info"]. runtimeSpec may be null even when
+// the key is there (non-verbose answers); host-network sandboxes have no
+// network namespace of their own, which is an error here.
+func NetNSPath(info string) (string, error) {
+	if info == "" {
+		return "", errors.New("no verbose sandbox info from the runtime")
+	}
 	var v struct {
 		RuntimeSpec *struct {
 			Linux *struct {

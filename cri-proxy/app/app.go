@@ -1,0 +1,172 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"sigs.k8s.io/pod-networks/cri-proxy/pkg/attach"
+	"sigs.k8s.io/pod-networks/cri-proxy/pkg/forward"
+	"sigs.k8s.io/pod-networks/cri-proxy/pkg/metrics"
+	"sigs.k8s.io/pod-networks/cri-proxy/pkg/publish"
+	"sigs.k8s.io/pod-networks/cri-proxy/pkg/server"
+)
+
+// Main runs the daemon until SIGINT or SIGTERM and exits non-zero on error.
+func Main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Run(ctx, os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "cri-proxy: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// Run parses args and serves until ctx ends.
+func Run(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("cri-proxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o Options
+	o.addFlags(fs)
+	klog.InitFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := o.finish(); err != nil {
+		return err
+	}
+	for _, d := range []string{o.StateDir, o.CNICacheDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	logger := klog.FromContext(ctx)
+	m := metrics.New()
+
+	conn, err := grpc.NewClient("unix://"+o.Upstream, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("upstream %s: %w", o.Upstream, err)
+	}
+	defer conn.Close()
+	runtime := runtimeapi.NewRuntimeServiceClient(conn)
+
+	store, err := attach.NewStore(attach.StoreConfig{Dir: o.NetworksDir, BinDirs: o.CNIBinDirs, ResyncInterval: o.ResyncInterval, Observer: m})
+	if err != nil {
+		return err
+	}
+	var pods server.Publisher
+	if o.Kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+		if err != nil {
+			return fmt.Errorf("kubeconfig: %w", err)
+		}
+		client, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return err
+		}
+		node := publish.NewNode(client, o.NodeName)
+		store.OnChange(node.Set)
+		go node.Run(ctx)
+		p := publish.NewPods(client, o.DefaultNetwork)
+		go p.Run(ctx)
+		pods = p
+	}
+	store.Start(ctx)
+	mgr, err := attach.NewManager(store, attach.Config{StateDir: o.StateDir, CacheDir: o.CNICacheDir, BinDirs: o.CNIBinDirs,
+		Concurrency: o.AttachConcurrency, Timeout: o.AttachTimeout, Observer: m})
+	if err != nil {
+		return err
+	}
+	srv := server.New(mgr, store, runtime, pods)
+	proxy, err := forward.New(forward.Options{Upstream: o.Upstream, Intercept: srv.Handlers(), Observe: m.ObserveRPC})
+	if err != nil {
+		return err
+	}
+	l, err := listen(o.Listen)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(o.Listen)
+	if o.MetricsAddress != "" {
+		ml, err := net.Listen("tcp", o.MetricsAddress)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("metrics address: %w", err)
+		}
+		hs := &http.Server{Handler: m.Handler(func() error { return upstreamReady(ctx, runtime) }), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = hs.Serve(ml) }()
+		defer hs.Close()
+	}
+	go reconcileLoop(ctx, mgr, runtime, o.ReconcileInterval)
+
+	errc := make(chan error, 1)
+	go func() { errc <- proxy.Serve(l) }()
+	logger.Info("serving", "socket", o.Listen, "upstream", o.Upstream, "networksDir", o.NetworksDir)
+	select {
+	case <-ctx.Done():
+		proxy.Stop()
+		<-errc
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+// upstreamReady is /healthz: the proxy serves and containerd answers.
+func upstreamReady(ctx context.Context, runtime runtimeapi.RuntimeServiceClient) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := runtime.Version(ctx, &runtimeapi.VersionRequest{}); err != nil {
+		return fmt.Errorf("upstream: %w", err)
+	}
+	return nil
+}
+
+// reconcileLoop removes attachments whose sandbox no longer exists, at
+// start and then periodically: what a crash or a missed Stop left behind.
+func reconcileLoop(ctx context.Context, mgr *attach.Manager, runtime runtimeapi.RuntimeServiceClient, every time.Duration) {
+	logger := klog.FromContext(ctx)
+	for {
+		if err := reconcile(ctx, mgr, runtime); err != nil && !errors.Is(err, context.Canceled) {
+			logger.Error(err, "reconcile attachments")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
+}
+
+func reconcile(ctx context.Context, mgr *attach.Manager, runtime runtimeapi.RuntimeServiceClient) error {
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	list, err := runtime.ListPodSandbox(lctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		return fmt.Errorf("list sandboxes: %w", err)
+	}
+	live := map[string]bool{}
+	for _, sb := range list.GetItems() {
+		if sb.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY {
+			live[sb.GetId()] = true
+		}
+	}
+	return mgr.Reconcile(ctx, live)
+}

@@ -1,0 +1,104 @@
+package publish
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+
+	"sigs.k8s.io/pod-networks/cri-proxy/pkg/attach"
+	"sigs.k8s.io/pod-networks/pkg/netrequest"
+)
+
+// Pods writes each pod's network-status annotation.
+type Pods struct {
+	client         kubernetes.Interface
+	defaultNetwork string
+	queue          chan podStatus
+}
+
+type podStatus struct {
+	pod    attach.PodRef
+	status string
+}
+
+// NewPods returns a publisher; defaultNetwork names the primary network
+// (eth0) in the status list.
+func NewPods(client kubernetes.Interface, defaultNetwork string) *Pods {
+	return &Pods{client: client, defaultNetwork: defaultNetwork, queue: make(chan podStatus, 1024)}
+}
+
+// PublishPod queues the pod's network status; it never blocks the caller
+// (a full queue drops the update and logs it).
+func (p *Pods) PublishPod(pod attach.PodRef, primaryIPs []string, atts []attach.Attachment) {
+	st := []netrequest.NetworkStatus{{Name: p.defaultNetwork, Interface: "eth0", IPs: primaryIPs, Default: true}}
+	for _, a := range atts {
+		st = append(st, netrequest.NetworkStatus{Name: a.Network, Interface: a.Interface, IPs: stripPrefix(a.IPs), MAC: a.MAC})
+	}
+	v, err := netrequest.FormatNetworkStatus(st)
+	if err != nil {
+		klog.Background().Error(err, "format network status", "pod", pod.Namespace+"/"+pod.Name)
+		return
+	}
+	select {
+	case p.queue <- podStatus{pod, v}:
+	default:
+		klog.Background().Error(nil, "network-status queue full; update dropped", "pod", pod.Namespace+"/"+pod.Name)
+	}
+}
+
+// stripPrefix turns CIDRs into addresses, as network-status lists them.
+func stripPrefix(cidrs []string) []string {
+	out := make([]string, 0, len(cidrs))
+	for _, c := range cidrs {
+		for i := 0; i < len(c); i++ {
+			if c[i] == '/' {
+				c = c[:i]
+				break
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// Run writes queued statuses until ctx ends, retrying each a few times.
+func (p *Pods) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-p.queue:
+			p.write(ctx, s)
+		}
+	}
+}
+
+func (p *Pods) write(ctx context.Context, s podStatus) {
+	logger := klog.FromContext(ctx).WithValues("pod", s.pod.Namespace+"/"+s.pod.Name)
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
+		"uid":         s.pod.UID, // a recreated pod of the same name must not get this status
+		"annotations": map[string]any{netrequest.StatusAnnotationKey: s.status},
+	}})
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		_, err := p.client.CoreV1().Pods(s.pod.Namespace).Patch(ctx, s.pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+		if err == nil || apierrors.IsNotFound(err) || apierrors.IsConflict(err) || attempt == 8 {
+			if err != nil {
+				logger.V(2).Info("network-status not written", "err", err)
+			}
+			return
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
