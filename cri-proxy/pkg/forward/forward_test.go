@@ -291,6 +291,10 @@ func TestUpstreamDown(t *testing.T) {
 	wantStatus(t, err, codes.Unavailable, "")
 	_, err = e.client.Status(ctx, &runtimeapi.StatusRequest{})
 	wantStatus(t, err, codes.Unavailable, "")
+	// Observe runs after the reply reaches the client: wait for it.
+	for deadline := time.Now().Add(2 * time.Second); observed.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if observed.Load() < 2 {
 		t.Errorf("observed %d Unavailable calls, want 2", observed.Load())
 	}
