@@ -97,19 +97,32 @@ func newNetNS(t testing.TB) ns.NetNS {
 
 	errc := make(chan error, 1)
 	go func() {
-		// The thread is left locked: it exits with the goroutine, so its
-		// new netns never leaks into other goroutines.
+		// The thread goes back to its original netns before it is
+		// unlocked. A thread left in the new netns would keep it alive
+		// forever if it were the main thread, which Go never exits.
 		runtime.LockOSThread()
+		orig, err := os.Open(fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid()))
+		if err != nil {
+			errc <- fmt.Errorf("open the thread's netns: %w", err)
+			return
+		}
+		defer orig.Close()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			errc <- fmt.Errorf("unshare: %w", err)
 			return
 		}
 		self := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
-		if err := unix.Mount(self, path, "none", unix.MS_BIND, ""); err != nil {
-			errc <- fmt.Errorf("bind mount %s: %w", path, err)
+		mountErr := unix.Mount(self, path, "none", unix.MS_BIND, "")
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			// Still locked: the thread exits with the goroutine.
+			errc <- fmt.Errorf("return to the original netns: %w", err)
 			return
 		}
-		errc <- nil
+		runtime.UnlockOSThread()
+		if mountErr != nil {
+			mountErr = fmt.Errorf("bind mount %s: %w", path, mountErr)
+		}
+		errc <- mountErr
 	}()
 	if err := <-errc; err != nil {
 		os.Remove(path)

@@ -20,6 +20,7 @@ type Attacher interface {
 
 // Networks is what the handlers need of the network store: in-memory reads.
 type Networks interface {
+	// Available returns the names of the usable networks, sorted.
 	Available() []string
 }
 
