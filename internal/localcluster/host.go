@@ -44,6 +44,9 @@ type hostRecord struct {
 	Sysctls map[string]string `json:"sysctls"`
 	// Created are hostPaths that did not exist before Up.
 	Created []string `json:"created"`
+	// Links are the host's network links before Up: a node network may
+	// name an existing bridge, which teardown must leave alone.
+	Links []string `json:"links"`
 }
 
 func readSysctl(key string) (string, error) {
@@ -66,6 +69,13 @@ func (o *Options) recordHost() error {
 		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
 			rec.Created = append(rec.Created, p)
 		}
+	}
+	links, err := os.ReadDir("/sys/class/net")
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		rec.Links = append(rec.Links, l.Name())
 	}
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
@@ -232,9 +242,18 @@ func unmountAll(dirs ...string) error {
 // made (the bridge plugin never deletes one), and links enslaved to them.
 func (o *Options) deleteLinks() error {
 	var errs []error
+	preexisting := map[string]bool{}
+	if b, err := os.ReadFile(o.hostFile()); err == nil {
+		var rec hostRecord
+		if json.Unmarshal(b, &rec) == nil {
+			for _, l := range rec.Links {
+				preexisting[l] = true
+			}
+		}
+	}
 	for _, n := range o.nodes() {
 		for _, br := range append([]string{n.Bridge}, bridgesOf(n.NetworksDir())...) {
-			if _, err := os.Stat("/sys/class/net/" + br); err != nil {
+			if _, err := os.Stat("/sys/class/net/" + br); err != nil || preexisting[br] {
 				continue
 			}
 			ports, _ := os.ReadDir(filepath.Join("/sys/class/net", br, "brif"))

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -187,14 +188,17 @@ func (o *Options) prepareNode(n Node) error {
 		return err
 	}
 	if src := o.NodeNetworks[n.Name]; src != "" {
-		if err := copyConflists(src, n.NetworksDir()); err != nil {
+		if err := copyConflists(src, n.NetworksDir(), n); err != nil {
 			return fmt.Errorf("networks of %s: %w", n.Name, err)
 		}
 	}
 	return createCgroupRoot(n.CgroupRoot)
 }
 
-func copyConflists(src, dst string) error {
+// copyConflists copies the files of src into dst, with the node's
+// placeholders replaced (see Options.NodeNetworks).
+func copyConflists(src, dst string, n Node) error {
+	r := strings.NewReplacer("{{NODE}}", n.Name, "{{NODE_INDEX}}", strconv.Itoa(n.Index), "{{NODE_DIR}}", n.Dir)
 	ents, err := os.ReadDir(src)
 	if err != nil {
 		return err
@@ -207,7 +211,7 @@ func copyConflists(src, dst string) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), []byte(r.Replace(string(b))), 0o644); err != nil {
 			return err
 		}
 	}

@@ -37,7 +37,10 @@ type Options struct {
 	// networks of the node's networks directory and publishes them.
 	CRIProxy bool
 	// NodeNetworks maps a node name to a directory of CNI network config
-	// lists copied into that node's networks directory at bring-up.
+	// lists copied into that node's networks directory at bring-up. In
+	// them, {{NODE}}, {{NODE_INDEX}} and {{NODE_DIR}} are replaced by the
+	// node's name, 1-based index and state dir, so one set of files can
+	// give each node its own bridge, subnet and IPAM dir.
 	NodeNetworks map[string]string
 	// Runc is the runc binary containerd runs.
 	Runc string
@@ -60,7 +63,7 @@ func DefaultOptions(outputDir string) Options {
 		StateDir:              filepath.Join(outputDir, "cluster"),
 		RunDir:                "/run/pod-networks",
 		Nodes:                 2,
-		CRIProxy:              false,
+		CRIProxy:              true,
 		Runc:                  "/usr/sbin/runc",
 		EtcdPort:              12379,
 		APIServerPort:         16443,

@@ -169,8 +169,10 @@ func TestFailedComponentIsNamedAndTornDown(t *testing.T) {
 	requireUnchanged(t, "failed up", before, snapshot(t, o))
 }
 
-// TestDemo runs `make demo`'s scenario: it prints the bring-up time and a
-// pod per node with its address inside the pod, and leaves the cluster up.
+// TestDemo runs `make demo`'s scenario: it prints the bring-up time, a pod
+// per node with its address inside the pod, each node's networks, a pod with
+// two extra networks and their addresses inside it, and a pod asking for a
+// network its node lacks; it leaves the cluster up.
 func TestDemo(t *testing.T) {
 	o := options(t)
 	before := snapshot(t, o)
@@ -182,7 +184,10 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, stderr.String())
 	}
 	out := stdout.String()
-	for _, want := range []string{"bring-up to 2 nodes Ready:", "demo-node1", "demo-node2", "export KUBECONFIG=", "make down"} {
+	for _, want := range []string{"bring-up to 2 nodes Ready:", "demo-node1", "demo-node2", "export KUBECONFIG=", "make down",
+		// The CRI proxy part, with the demo networks of hack/demo/networks.
+		"node1  blue,red\n", "node2  blue\n", "  net1  10.251.1.", "  net2  10.252.1.", "  net1  blue     10.251.1.",
+		`network(s) "red" not available on this node`, "pod with 2 extra networks created to Running:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}

@@ -138,7 +138,9 @@ func NewManager(source NetworkSource, cfg Config) (*Manager, error) {
 		records:  records,
 		locks:    map[string]*sandboxLock{},
 	}
-	m.obs.AttachmentsInUse(m.inUse())
+	m.mu.Lock()
+	m.reportInUseLocked()
+	m.mu.Unlock()
 	return m, nil
 }
 
@@ -205,10 +207,9 @@ func (m *Manager) save(rec *record) error {
 		return fmt.Errorf("sandbox %s: write record: %w", rec.Pod.SandboxID, err)
 	}
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.records[rec.Pod.SandboxID] = rec
-	n := m.inUseLocked()
-	m.mu.Unlock()
-	m.obs.AttachmentsInUse(n)
+	m.reportInUseLocked()
 	return nil
 }
 
@@ -218,23 +219,19 @@ func (m *Manager) forget(id string) error {
 		return fmt.Errorf("sandbox %s: remove record: %w", id, err)
 	}
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	delete(m.records, id)
-	n := m.inUseLocked()
-	m.mu.Unlock()
-	m.obs.AttachmentsInUse(n)
+	m.reportInUseLocked()
 	return nil
 }
 
-func (m *Manager) inUse() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.inUseLocked()
-}
-
-func (m *Manager) inUseLocked() int {
+// reportInUseLocked tells the observer the number of recorded attachments.
+// It is called under m.mu so that concurrent changes report in order and
+// the last report is the current count.
+func (m *Manager) reportInUseLocked() {
 	n := 0
 	for _, r := range m.records {
 		n += len(r.Attachments)
 	}
-	return n
+	m.obs.AttachmentsInUse(n)
 }

@@ -52,7 +52,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.RunDir, "run-dir", o.RunDir, "unix sockets and short runtime paths")
 	fs.StringVar(&o.SchedulerBinary, "scheduler-binary", "", "kube-scheduler binary to run instead of the built one")
 	fs.StringVar(&o.SchedulerConfig, "scheduler-config", "", "KubeSchedulerConfiguration for --config ({{KUBECONFIG}} is replaced)")
-	nodeNets := fs.String("node-networks", "", "per-node extra networks: node1=DIR,node2=DIR (CNI conflists copied into each node's networks dir)")
+	fs.BoolVar(&o.CRIProxy, "cri-proxy", o.CRIProxy, "run the CRI proxy in front of each node's containerd (false: kubelet talks to containerd)")
+	nodeNets := fs.String("node-networks", "", "per-node extra networks: node1=DIR,node2=DIR (CNI conflists copied into each node's networks dir); "+
+		"default: the repository's hack/demo/networks/<node>; \"none\" for none")
 	fs.DurationVar(&o.ReadyTimeout, "timeout", o.ReadyTimeout, "bring-up timeout")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -63,7 +65,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *stateDir != "" {
 		o.StateDir = *stateDir
 	}
-	if *nodeNets != "" {
+	switch *nodeNets {
+	case "none":
+	case "":
+		o.NodeNetworks = demoNetworks(o.Nodes)
+	default:
 		o.NodeNetworks = map[string]string{}
 		for _, kv := range strings.Split(*nodeNets, ",") {
 			node, dir, ok := strings.Cut(kv, "=")
@@ -90,6 +96,21 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return fmt.Errorf("unknown command %q", cmd)
 	}
+}
+
+// demoNetworks returns the repository's demo networks
+// (hack/demo/networks/<node>) of the nodes that have some.
+func demoNetworks(nodes int) map[string]string {
+	out := map[string]string{}
+	root := filepath.Dir(defaultOutputDir())
+	for i := 1; i <= nodes; i++ {
+		node := fmt.Sprintf("node%d", i)
+		dir := filepath.Join(root, "hack", "demo", "networks", node)
+		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+			out[node] = dir
+		}
+	}
+	return out
 }
 
 // defaultOutputDir finds _output next to the repository's go.mod, starting

@@ -61,6 +61,13 @@ func demo(ctx context.Context, o localcluster.Options, out io.Writer) error {
 	podsRunning := since(start)
 	tw.Flush()
 
+	var netTimings []string
+	if o.CRIProxy && len(o.NodeNetworks) > 0 {
+		if netTimings, err = demoNetworksScenario(ctx, c, cs, out); err != nil {
+			return err
+		}
+	}
+
 	fmt.Fprintf(out, "\n== Summary\n")
 	verdict := "within"
 	if c.ReadyAfter() > readyTarget {
@@ -71,13 +78,17 @@ func demo(ctx context.Context, o localcluster.Options, out io.Writer) error {
 		fmt.Fprintf(out, "    %6.2fs  %s\n", t.Elapsed.Seconds(), t.Step)
 	}
 	fmt.Fprintf(out, "  pods created to all Running with addresses checked: %s\n", podsRunning)
+	for _, l := range netTimings {
+		fmt.Fprintf(out, "  %s\n", l)
+	}
 	fmt.Fprintf(out, `
 The cluster is still up. Next:
   export KUBECONFIG=%s
   %s/kubectl get nodes -o wide
   %s/kubectl exec demo-node1 -- ip addr
+  %s/kubectl get pod demo-networks -o jsonpath='{.metadata.annotations}'
   logs: %s
   make down
-`, c.Kubeconfig(), c.BinDir, c.BinDir, c.LogPath("<component>"))
+`, c.Kubeconfig(), c.BinDir, c.BinDir, c.BinDir, c.LogPath("<component>"))
 	return nil
 }
