@@ -9,4 +9,4 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "${REPO_ROOT}"
 log "building cribench"
 go build -o "${BIN_DIR}/cribench" ./cri-proxy/bench/cmd/cribench
-"${BIN_DIR}/cribench" "$@"
+"${BIN_DIR}/cribench" -cni-bin-dir "${BIN_DIR}/cni" "$@"

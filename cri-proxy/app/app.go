@@ -67,7 +67,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	defer conn.Close()
 	runtime := runtimeapi.NewRuntimeServiceClient(conn)
 
-	store, err := attach.NewStore(attach.StoreConfig{Dir: o.NetworksDir, BinDirs: o.CNIBinDirs, ResyncInterval: o.ResyncInterval, Observer: m})
+	plugins := attach.NewPluginExec(attach.PluginGOMAXPROCS(o.PluginGOMAXPROCS))
+	store, err := attach.NewStore(attach.StoreConfig{Dir: o.NetworksDir, BinDirs: o.CNIBinDirs, ResyncInterval: o.ResyncInterval,
+		Exec: plugins, Observer: m})
 	if err != nil {
 		return err
 	}
@@ -90,7 +92,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	store.Start(ctx)
 	mgr, err := attach.NewManager(store, attach.Config{StateDir: o.StateDir, CacheDir: o.CNICacheDir, BinDirs: o.CNIBinDirs,
-		Concurrency: o.AttachConcurrency, Timeout: o.AttachTimeout, Observer: m})
+		Concurrency: o.AttachConcurrency, Timeout: o.AttachTimeout, Exec: plugins, Observer: m})
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,22 @@ func TestPluginExecPassesStdinAndEnv(t *testing.T) {
 	}
 }
 
+func TestPluginExecAddsEnvUnlessSet(t *testing.T) {
+	p := writeScript(t, t.TempDir(), "env", `echo "$GOMAXPROCS $GOGC $CNI_COMMAND"`)
+	e := NewPluginExec(append(PluginGOMAXPROCS(1), "GOGC=50"))
+	environ := []string{"CNI_COMMAND=ADD", "GOGC=200"}
+	out, err := e.ExecPlugin(context.Background(), p, nil, environ)
+	if err != nil || string(out) != "1 200 ADD\n" {
+		t.Fatalf("ExecPlugin() = %q, %v; want GOMAXPROCS added and GOGC left as libcni set it", out, err)
+	}
+	if len(environ) != 2 || environ[1] != "GOGC=200" {
+		t.Errorf("caller's environ changed: %v", environ)
+	}
+	if PluginGOMAXPROCS(0) != nil {
+		t.Errorf("PluginGOMAXPROCS(0) = %v, want none", PluginGOMAXPROCS(0))
+	}
+}
+
 // A plugin whose child keeps stdout open must not hold the caller past its
 // deadline: the whole process group is killed.
 func TestPluginExecKillsProcessGroupOnTimeout(t *testing.T) {

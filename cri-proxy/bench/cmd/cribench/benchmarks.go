@@ -28,7 +28,7 @@ type benchmark struct {
 // and parallel network attachment) is one more entry whose run fills
 // result's baseline and measured its own way.
 func benchmarks(o options) []benchmark {
-	return []benchmark{
+	bs := []benchmark{
 		{name: "Version", run: func(ctx context.Context, e *env) (result, error) {
 			return compareCalls(ctx, e, "Version", o.small, addedAtMostBaseline, func(ctx context.Context, c runtimeapi.RuntimeServiceClient) (proto.Message, error) {
 				return c.Version(ctx, &runtimeapi.VersionRequest{})
@@ -50,6 +50,12 @@ func benchmarks(o options) []benchmark {
 			})
 		}},
 	}
+	if o.attach > 0 {
+		bs = append(bs, benchmark{name: "attach", run: func(ctx context.Context, _ *env) (result, error) {
+			return compareAttach(ctx, o)
+		}})
+	}
+	return bs
 }
 
 // compareCalls times n direct and n proxied calls after a warm-up,

@@ -18,6 +18,9 @@ import (
 type options struct {
 	small, lists, warmup  int
 	sandboxes, containers int
+	attach, attachWarmup  int
+	pluginGOMAXPROCS      int
+	cniBinDir             string
 	strict                bool
 }
 
@@ -31,6 +34,10 @@ func runClient(args []string, stdout io.Writer) error {
 	fs.IntVar(&o.warmup, "warmup", 50, "untimed iterations before each benchmark")
 	fs.IntVar(&o.sandboxes, "sandboxes", 200, "sandboxes the fake runtime lists")
 	fs.IntVar(&o.containers, "containers", 1000, "containers the fake runtime lists")
+	fs.IntVar(&o.attach, "attach", 15, "rounds of the attach benchmark, each sequential and parallel (0: skip it)")
+	fs.IntVar(&o.attachWarmup, "attach-warmup", 2, "untimed rounds before the attach benchmark")
+	fs.IntVar(&o.pluginGOMAXPROCS, "plugin-gomaxprocs", 1, "GOMAXPROCS of the plugins in the attach benchmark (the daemon's default)")
+	fs.StringVar(&o.cniBinDir, "cni-bin-dir", "_output/bin/cni", "CNI plugins for the attach benchmark")
 	fs.BoolVar(&o.strict, "strict", false, "exit non-zero when a target is missed")
 	if err := fs.Parse(args); err != nil {
 		return err
