@@ -1,0 +1,18 @@
+// Command kube-scheduler is the upstream kube-scheduler with the
+// NodeNetworks plugin compiled in. Enable it in a profile with the
+// configuration in scheduler-plugin/config.
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app"
+
+	"sigs.k8s.io/pod-networks/scheduler-plugin/pkg/nodenetworks"
+)
+
+func main() {
+	cmd := app.NewSchedulerCommand(app.WithPlugin(nodenetworks.Name, nodenetworks.New))
+	os.Exit(cli.Run(cmd))
+}

@@ -1,0 +1,244 @@
+package nodenetworks
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/framework"
+
+	"sigs.k8s.io/pod-networks/pkg/netrequest"
+)
+
+func podWith(request string) *v1.Pod {
+	p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", UID: "u"}}
+	if request != "" {
+		p.Annotations = map[string]string{netrequest.AnnotationKey: request}
+	}
+	return p
+}
+
+func nodeWith(name, networks string) *v1.Node {
+	n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if networks != "-" {
+		n.Annotations = map[string]string{netrequest.AnnotationKey: networks}
+	}
+	return n
+}
+
+func nodeInfo(n *v1.Node) fwk.NodeInfo {
+	ni := framework.NewNodeInfo()
+	ni.SetNode(n)
+	return ni
+}
+
+func newTestPlugin(t testing.TB, args string) *Plugin {
+	t.Helper()
+	var obj runtime.Object
+	if args != "" {
+		obj = &runtime.Unknown{Raw: []byte(args), ContentType: runtime.ContentTypeJSON}
+	}
+	p, err := New(context.Background(), obj, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.(*Plugin)
+}
+
+// filter runs PreFilter then Filter, as the framework does.
+func filter(t testing.TB, p *Plugin, pod *v1.Pod, n *v1.Node) *fwk.Status {
+	t.Helper()
+	cs := framework.NewCycleState()
+	if _, st := p.PreFilter(context.Background(), cs, pod, nil); !st.IsSuccess() {
+		return st
+	}
+	return p.Filter(context.Background(), cs, pod, nodeInfo(n))
+}
+
+func TestPreFilter(t *testing.T) {
+	p := newTestPlugin(t, `{"alwaysAvailable": ["mgmt"]}`)
+	for _, tc := range []struct {
+		request string
+		code    fwk.Code
+		reason  string
+	}{
+		{"", fwk.Skip, ""},
+		{"mgmt", fwk.Skip, ""},                // every node has it
+		{"blue", fwk.Success, ""},             // Filter decides
+		{"blue@net5,mgmt", fwk.Success, ""},   // still needs blue
+		{"Blue", fwk.UnschedulableAndUnresolvable, "invalid network request (annotation networking.x-k8s.io/networks)"},
+		{"blue,blue", fwk.UnschedulableAndUnresolvable, "blue"},
+		{`[{"name": "blue"`, fwk.UnschedulableAndUnresolvable, "invalid network request"},
+	} {
+		_, st := p.PreFilter(context.Background(), framework.NewCycleState(), podWith(tc.request), nil)
+		if st.Code() != tc.code || !strings.Contains(st.Message(), tc.reason) {
+			t.Errorf("PreFilter(%q) = %v %q, want %v with %q", tc.request, st.Code(), st.Message(), tc.code, tc.reason)
+		}
+	}
+}
+
+func TestFilter(t *testing.T) {
+	p := newTestPlugin(t, `{"alwaysAvailable": ["mgmt"]}`)
+	for _, tc := range []struct {
+		request, node string
+		want          string // "" fits, else the reason
+	}{
+		{"blue", "blue,red", ""},
+		{"blue,red@data0", "blue,red", ""},
+		{"blue,mgmt", "blue", ""},
+		{"blue", "red", ErrReasonMissing + ": blue"},
+		{"blue,green,red", "red", ErrReasonMissing + ": blue, green"},
+		{"blue", "-", ErrReasonMissing + ": blue"},          // no annotation
+		{"blue", "blue,,red", ErrReasonMissing + ": blue"},  // malformed node value: no networks
+		{"neverseen", "blue", ErrReasonMissing + ": neverseen"},
+	} {
+		st := filter(t, p, podWith(tc.request), nodeWith("n1", tc.node))
+		switch {
+		case tc.want == "" && !st.IsSuccess():
+			t.Errorf("pod %q on node %q: %v, want fit", tc.request, tc.node, st)
+		case tc.want != "" && (st.Code() != fwk.UnschedulableAndUnresolvable || st.Message() != tc.want):
+			t.Errorf("pod %q on node %q: %v %q, want UnschedulableAndUnresolvable %q", tc.request, tc.node, st.Code(), st.Message(), tc.want)
+		}
+	}
+}
+
+// A node the informer has not shown yet is parsed on demand; later values
+// of the same node are seen too.
+func TestFilterSeesNodeChanges(t *testing.T) {
+	p := newTestPlugin(t, "")
+	pod := podWith("x")
+	if st := filter(t, p, pod, nodeWith("n1", "y")); st.IsSuccess() {
+		t.Fatal("node without x fits")
+	}
+	p.sawNode(nodeWith("n1", "x,y"))
+	if st := filter(t, p, pod, nodeWith("n1", "x,y")); !st.IsSuccess() {
+		t.Fatalf("node with x: %v", st)
+	}
+}
+
+func TestFilterWithoutPreFilterState(t *testing.T) {
+	p := newTestPlugin(t, "")
+	st := p.Filter(context.Background(), framework.NewCycleState(), podWith("blue"), nodeInfo(nodeWith("n1", "blue")))
+	if st.Code() != fwk.Error {
+		t.Errorf("Filter without PreFilter = %v, want Error", st)
+	}
+}
+
+func TestSignPod(t *testing.T) {
+	p := newTestPlugin(t, `{"alwaysAvailable": ["mgmt"]}`)
+	sign := func(req string) string {
+		f, st := p.SignPod(context.Background(), podWith(req))
+		if !st.IsSuccess() {
+			return "unsigned: " + st.Code().String()
+		}
+		if len(f) != 1 || f[0].Key != SignerName {
+			t.Fatalf("fragments = %v", f)
+		}
+		return fmt.Sprint(f[0].Value)
+	}
+	// Same networks needed from a node, same signature, whatever the
+	// interfaces, order or networks every node has.
+	if a, b := sign("red,blue@x"), sign("blue,mgmt,red@net9"); a != b || a != "[blue red]" {
+		t.Errorf("signatures %q and %q, want both [blue red]", a, b)
+	}
+	if a, b := sign(""), sign("mgmt"); a != b || a != "[]" {
+		t.Errorf("signatures %q and %q, want both []", a, b)
+	}
+	if s := sign("Bad!"); s != "unsigned: Unschedulable" {
+		t.Errorf("malformed request signed: %s", s)
+	}
+}
+
+func TestArgs(t *testing.T) {
+	for _, tc := range []struct {
+		args string
+		err  string
+		want Args
+	}{
+		{"", "", Args{PodAnnotation: netrequest.AnnotationKey, NodeAnnotation: netrequest.AnnotationKey}},
+		{`{"podAnnotation": "example.com/nets", "alwaysAvailable": ["a", "b"]}`, "",
+			Args{PodAnnotation: "example.com/nets", NodeAnnotation: netrequest.AnnotationKey, AlwaysAvailable: []string{"a", "b"}}},
+		{`{"podAnnotation": "bad key!"}`, `podAnnotation: "bad key!"`, Args{}},
+		{`{"nodeAnnotation": "/x"}`, `nodeAnnotation: "/x"`, Args{}},
+		{`{"alwaysAvailable": ["a", "A_b", "a"]}`, `alwaysAvailable[1]: "A_b"`, Args{}},
+		{`{"alwaysAvailable": ["a", "a"]}`, `alwaysAvailable[1]: "a": duplicate`, Args{}},
+		{`{"alwaysAvailable": "a"}`, "cannot unmarshal", Args{}},
+	} {
+		var obj runtime.Object
+		if tc.args != "" {
+			obj = &runtime.Unknown{Raw: []byte(tc.args), ContentType: runtime.ContentTypeJSON}
+		}
+		got, err := decodeArgs(obj)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), Name+" args") {
+				t.Errorf("args %s: error %v, want one containing %q", tc.args, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("args %s = %+v, %v; want %+v", tc.args, got, err, tc.want)
+		}
+	}
+}
+
+func TestQueueingHints(t *testing.T) {
+	p := newTestPlugin(t, `{"alwaysAvailable": ["mgmt"]}`)
+	logger := klog.Background()
+	pod := podWith("blue,red")
+	for _, tc := range []struct {
+		name     string
+		old, new *v1.Node
+		want     fwk.QueueingHint
+	}{
+		{"added with both", nil, nodeWith("n", "blue,red"), fwk.Queue},
+		{"added without", nil, nodeWith("n", "blue"), fwk.QueueSkip},
+		{"gains the last one", nodeWith("n", "blue"), nodeWith("n", "blue,red"), fwk.Queue},
+		{"gains from nothing", nodeWith("n", "-"), nodeWith("n", "red,blue,green"), fwk.Queue},
+		{"gains another but not all", nodeWith("n", "-"), nodeWith("n", "blue"), fwk.QueueSkip},
+		{"had them already", nodeWith("n", "blue,red"), nodeWith("n", "blue,red,green"), fwk.QueueSkip},
+		{"loses one", nodeWith("n", "blue,red"), nodeWith("n", "blue"), fwk.QueueSkip},
+	} {
+		got, err := p.isSchedulableAfterNodeChange(logger, pod, nodeObj(tc.old), tc.new)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: hint = %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+	if got, _ := p.isSchedulableAfterNodeChange(logger, podWith("Bad!"), nil, nodeWith("n", "blue")); got != fwk.QueueSkip {
+		t.Errorf("malformed pod queued by a node event: %v", got)
+	}
+
+	for _, tc := range []struct {
+		old, new string
+		want     fwk.QueueingHint
+	}{
+		{"blue", "blue", fwk.QueueSkip},
+		{"blue", "blue@net7", fwk.QueueSkip}, // same networks needed
+		{"blue", "blue,mgmt", fwk.QueueSkip}, // every node has mgmt
+		{"blue", "red", fwk.Queue},
+		{"blue", "", fwk.Queue},
+		{"Bad!", "blue", fwk.Queue},
+	} {
+		got, err := p.isSchedulableAfterPodChange(logger, podWith(tc.new), podWith(tc.old), podWith(tc.new))
+		if err != nil || got != tc.want {
+			t.Errorf("pod request %q -> %q: hint = %v, %v; want %v", tc.old, tc.new, got, err, tc.want)
+		}
+	}
+	events, err := p.EventsToRegister(context.Background())
+	if err != nil || len(events) != 2 || events[0].Event.Resource != fwk.Node || events[0].Event.ActionType != fwk.Add|fwk.UpdateNodeAnnotation {
+		t.Errorf("EventsToRegister = %v, %v", events, err)
+	}
+}
+
+// nodeObj keeps a nil *v1.Node a nil interface, as the framework passes it.
+func nodeObj(n *v1.Node) any {
+	if n == nil {
+		return nil
+	}
+	return n
+}
