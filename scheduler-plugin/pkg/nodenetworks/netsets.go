@@ -45,7 +45,7 @@ func (s bitset) with(bit int) bitset {
 // Only names some node value listed are interned, so pods asking for
 // arbitrary names cannot grow the tables.
 type nodeSets struct {
-	mu     sync.Mutex                         // serializes writers
+	mu     sync.Mutex                        // serializes writers
 	names  atomic.Pointer[map[string]int]    // network name → bit; copy-on-write under mu
 	values atomic.Pointer[map[string]bitset] // node value → its networks; copy-on-write under mu
 }

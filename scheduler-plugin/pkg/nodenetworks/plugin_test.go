@@ -69,9 +69,9 @@ func TestPreFilter(t *testing.T) {
 		reason  string
 	}{
 		{"", fwk.Skip, ""},
-		{"mgmt", fwk.Skip, ""},                // every node has it
-		{"blue", fwk.Success, ""},             // Filter decides
-		{"blue@net5,mgmt", fwk.Success, ""},   // still needs blue
+		{"mgmt", fwk.Skip, ""},              // every node has it
+		{"blue", fwk.Success, ""},           // Filter decides
+		{"blue@net5,mgmt", fwk.Success, ""}, // still needs blue
 		{"Blue", fwk.UnschedulableAndUnresolvable, "invalid network request (annotation networking.x-k8s.io/networks)"},
 		{"blue,blue", fwk.UnschedulableAndUnresolvable, "blue"},
 		{`[{"name": "blue"`, fwk.UnschedulableAndUnresolvable, "invalid network request"},
@@ -94,8 +94,8 @@ func TestFilter(t *testing.T) {
 		{"blue,mgmt", "blue", ""},
 		{"blue", "red", ErrReasonMissing + ": blue"},
 		{"blue,green,red", "red", ErrReasonMissing + ": blue, green"},
-		{"blue", "-", ErrReasonMissing + ": blue"},          // no annotation
-		{"blue", "blue,,red", ErrReasonMissing + ": blue"},  // malformed node value: no networks
+		{"blue", "-", ErrReasonMissing + ": blue"},         // no annotation
+		{"blue", "blue,,red", ErrReasonMissing + ": blue"}, // malformed node value: no networks
 		{"neverseen", "blue", ErrReasonMissing + ": neverseen"},
 	} {
 		st := filter(t, p, podWith(tc.request), nodeWith("n1", tc.node))
