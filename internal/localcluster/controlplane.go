@@ -1,6 +1,8 @@
 package localcluster
 
 import (
+	schedconfig "sigs.k8s.io/pod-networks/scheduler-plugin/config"
+
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -76,6 +78,10 @@ func (o *Options) controllerManagerDaemon() daemon {
 func (o *Options) schedulerDaemon() (daemon, error) {
 	kc := o.kubeconfigFor("scheduler")
 	bin := o.bin("kube-scheduler")
+	var config []byte
+	if o.NetworkScheduler {
+		bin, config = o.bin("pod-networks-scheduler"), schedconfig.SchedulerConfig()
+	}
 	if o.SchedulerBinary != "" {
 		bin = o.SchedulerBinary
 	}
@@ -84,15 +90,18 @@ func (o *Options) schedulerDaemon() (daemon, error) {
 		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", o.SchedulerPort),
 		"--profiling=false",
 	}
-	if o.SchedulerConfig == "" {
-		args = append(args, "--kubeconfig="+kc, "--leader-elect=false")
-	} else {
+	if o.SchedulerConfig != "" {
 		b, err := os.ReadFile(o.SchedulerConfig)
 		if err != nil {
 			return daemon{}, fmt.Errorf("scheduler config: %w", err)
 		}
+		config = b
+	}
+	if config == nil {
+		args = append(args, "--kubeconfig="+kc, "--leader-elect=false")
+	} else {
 		cfg := filepath.Join(o.StateDir, "config", "kube-scheduler.yaml")
-		b = []byte(strings.ReplaceAll(string(b), "{{KUBECONFIG}}", kc))
+		b := []byte(strings.ReplaceAll(string(config), "{{KUBECONFIG}}", kc))
 		if err := os.WriteFile(cfg, b, 0o644); err != nil {
 			return daemon{}, fmt.Errorf("scheduler config: %w", err)
 		}

@@ -22,6 +22,11 @@ type Options struct {
 	RunDir string
 	// Nodes is the number of nodes (at least 1).
 	Nodes int
+	// NetworkScheduler runs BinDir/pod-networks-scheduler, the
+	// kube-scheduler with the NodeNetworks plugin, with
+	// scheduler-plugin/config's configuration. SchedulerBinary and
+	// SchedulerConfig override either.
+	NetworkScheduler bool
 	// SchedulerBinary replaces the built kube-scheduler when set.
 	SchedulerBinary string
 	// SchedulerConfig, when set, is a KubeSchedulerConfiguration passed with
@@ -64,6 +69,7 @@ func DefaultOptions(outputDir string) Options {
 		RunDir:                "/run/pod-networks",
 		Nodes:                 2,
 		CRIProxy:              true,
+		NetworkScheduler:      true,
 		Runc:                  "/usr/sbin/runc",
 		EtcdPort:              12379,
 		APIServerPort:         16443,

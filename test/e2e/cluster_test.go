@@ -171,8 +171,9 @@ func TestFailedComponentIsNamedAndTornDown(t *testing.T) {
 
 // TestDemo runs `make demo`'s scenario: it prints the bring-up time, a pod
 // per node with its address inside the pod, each node's networks, a pod with
-// two extra networks and their addresses inside it, and a pod asking for a
-// network its node lacks; it leaves the cluster up.
+// two extra networks placed on the node that has both and their addresses
+// inside it, and a pod asking for a network no node has, Pending until a
+// node gains it; it leaves the cluster up.
 func TestDemo(t *testing.T) {
 	o := options(t)
 	before := snapshot(t, o)
@@ -186,8 +187,10 @@ func TestDemo(t *testing.T) {
 	out := stdout.String()
 	for _, want := range []string{"bring-up to 2 nodes Ready:", "demo-node1", "demo-node2", "export KUBECONFIG=", "make down",
 		// The CRI proxy part, with the demo networks of hack/demo/networks.
-		"node1  blue,red\n", "node2  blue\n", "  net1  10.251.1.", "  net2  10.252.1.", "  net1  blue     10.251.1.",
-		`network(s) "red" not available on this node`, "pod with 2 extra networks created to Running:"} {
+		"node1  blue,red\n", "node2  blue\n", "scheduled on node1 (the node with both networks)",
+		"  net1  10.251.1.", "  net2  10.252.1.", "  net1  blue     10.251.1.",
+		"didn't have the requested network(s): green", "demo-green scheduled on node2",
+		"pod with 2 extra networks created to Running:", "node gains a network to the waiting pod scheduled:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}

@@ -52,6 +52,9 @@ func TestProxyAttachesNetworks(t *testing.T) {
 	ctx := t.Context()
 	o := options(t)
 	o.CRIProxy = true
+	// The stock scheduler: pods reach nodes that lack their networks, so
+	// the proxy's own refusal is what is tested.
+	o.NetworkScheduler = false
 	dirs := map[string]map[string]string{
 		"node1": {"blue.conflist": blueNet, "red.conflist": redNet, "failing.conflist": failingNet, "broken.conflist": `{"name": `},
 		"node2": {"blue.conflist": blueNet},
@@ -241,8 +244,9 @@ func interfaceAddr(out, ifname string) string {
 	return ""
 }
 
-// waitEvent returns the message of the first event of reason about pod.
-func waitEvent(t *testing.T, cs kubernetes.Interface, pod, reason string) string {
+// waitEvent returns the message of the first event of reason about pod
+// whose message contains every one of want.
+func waitEvent(t *testing.T, cs kubernetes.Interface, pod, reason string, want ...string) string {
 	t.Helper()
 	sel := fields.Set{"involvedObject.name": pod, "reason": reason}.String()
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
@@ -250,13 +254,24 @@ func waitEvent(t *testing.T, cs kubernetes.Interface, pod, reason string) string
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(evs.Items) > 0 {
-			t.Logf("%s: %s: %s", pod, reason, evs.Items[0].Message)
-			return evs.Items[0].Message
+		for _, ev := range evs.Items {
+			if containsAll(ev.Message, want) {
+				t.Logf("%s: %s: %s", pod, reason, ev.Message)
+				return ev.Message
+			}
 		}
 	}
-	t.Fatalf("%s: no %s event", pod, reason)
+	t.Fatalf("%s: no %s event containing %q", pod, reason, want)
 	return ""
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
 
 // leases lists host-local's address files under dir as network/address.

@@ -62,7 +62,7 @@ func demo(ctx context.Context, o localcluster.Options, out io.Writer) error {
 	tw.Flush()
 
 	var netTimings []string
-	if o.CRIProxy && len(o.NodeNetworks) > 0 {
+	if o.CRIProxy && o.NetworkScheduler && len(o.NodeNetworks) > 0 {
 		if netTimings, err = demoNetworksScenario(ctx, c, cs, out); err != nil {
 			return err
 		}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,11 +19,12 @@ import (
 	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
-// demoNetworksScenario shows the CRI proxy at work with the demo networks
-// (hack/demo/networks): each node's published networks, a pod on node1
-// asking for blue and red with the addresses it sees inside, and a pod on
-// node2 asking for red, which node2 lacks, with the event that says so. It
-// returns timing lines for the summary.
+// demoNetworksScenario shows the CRI proxy and the scheduler plugin at work
+// with the demo networks (hack/demo/networks): each node's published
+// networks; a pod asking for blue and red, placed on the node that has both,
+// with the addresses it sees inside; a pod asking for green, which no node
+// has, Pending with the reason; then a node gaining green and the pod
+// scheduled there. It returns timing lines for the summary.
 func demoNetworksScenario(ctx context.Context, c *localcluster.Cluster, cs kubernetes.Interface, out io.Writer) ([]string, error) {
 	fmt.Fprintf(out, "\n== Networks each node's CRI proxy publishes (node annotation %s)\n", netrequest.AnnotationKey)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -47,20 +50,20 @@ func demoNetworksScenario(ctx context.Context, c *localcluster.Cluster, cs kuber
 	}
 	tw.Flush()
 
-	// Pinned to their nodes until the scheduler plugin places them.
 	const request = "blue,red"
-	fmt.Fprintf(out, "\n== Pod demo-networks on node1 asks for %q (annotation %s)\n", request, netrequest.AnnotationKey)
+	fmt.Fprintf(out, "\n== Pod demo-networks asks for %q (annotation %s); the scheduler chooses the node\n", request, netrequest.AnnotationKey)
 	start := time.Now()
-	if err := createWithNetworks(ctx, c, cs, "demo-networks", "node1", request); err != nil {
+	if err := createWithNetworks(ctx, c, cs, "demo-networks", request); err != nil {
 		return nil, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	_, err := localcluster.WaitPodRunning(wctx, cs, "default", "demo-networks")
+	pod, err := localcluster.WaitPodRunning(wctx, cs, "default", "demo-networks")
 	cancel()
 	if err != nil {
 		return nil, err
 	}
 	running := time.Since(start)
+	fmt.Fprintf(out, "scheduled on %s (the node with both networks)\n", pod.Spec.NodeName)
 	inside, err := c.Kubectl(ctx, "exec", "demo-networks", "--", "ip", "-4", "-o", "addr")
 	if err != nil {
 		return nil, err
@@ -92,33 +95,68 @@ func demoNetworksScenario(ctx context.Context, c *localcluster.Cluster, cs kuber
 		fmt.Fprintf(out, "  %-5s %-8s %s\n", s.Interface, s.Name, strings.Join(s.IPs, ","))
 	}
 
-	fmt.Fprintf(out, "\n== Pod demo-missing on node2 asks for \"red\", which node2 does not have\n")
-	if err := createWithNetworks(ctx, c, cs, "demo-missing", "node2", "red"); err != nil {
+	fmt.Fprintf(out, "\n== Pod demo-green asks for \"green\", which no node has\n")
+	if err := createWithNetworks(ctx, c, cs, "demo-green", "green"); err != nil {
 		return nil, err
 	}
 	var msg string
-	sel := fields.Set{"involvedObject.name": "demo-missing", "reason": "FailedCreatePodSandBox"}.String()
+	sel := fields.Set{"involvedObject.name": "demo-green", "reason": "FailedScheduling"}.String()
 	err = poll(ctx, 60*time.Second, func() (bool, error) {
 		evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: sel})
-		if err != nil || len(evs.Items) == 0 {
+		if err != nil {
 			return false, err
 		}
-		msg = evs.Items[0].Message
-		return true, nil
+		for _, ev := range evs.Items {
+			if strings.Contains(ev.Message, "green") {
+				msg = ev.Message
+				return true, nil
+			}
+		}
+		return false, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("demo-missing: no FailedCreatePodSandBox event: %w", err)
+		return nil, fmt.Errorf("demo-green: no FailedScheduling event naming green: %w", err)
 	}
-	fmt.Fprintf(out, "event FailedCreatePodSandBox: %s\n", msg)
-	fmt.Fprintln(out, "(today the pod waits on node2 for ever; the scheduler plugin will keep it off nodes without its networks)")
-	return []string{fmt.Sprintf("pod with 2 extra networks created to Running: %.1fs", running.Seconds())}, nil
+	fmt.Fprintf(out, "Pending; event FailedScheduling: %s\n", msg)
+
+	last := c.NodeList()[len(c.NodeList())-1]
+	fmt.Fprintf(out, "\n== %s gains \"green\" (a conflist appears in its networks dir)\n", last.Name)
+	green := fmt.Sprintf(`{"cniVersion": "1.1.0", "name": "green", "plugins": [
+  {"type": "bridge", "bridge": "pngreen%d", "isGateway": false, "ipMasq": false,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.250.%d.0/24"}]], "dataDir": %q}}]}`,
+		last.Index, last.Index, filepath.Join(last.Dir, "networks-ipam"))
+	gained := time.Now()
+	if err := os.WriteFile(filepath.Join(last.NetworksDir(), "green.conflist"), []byte(green), 0o644); err != nil {
+		return nil, err
+	}
+	var node string
+	err = poll(ctx, 30*time.Second, func() (bool, error) {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, "demo-green", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		node = p.Spec.NodeName
+		return node != "", nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("demo-green: not scheduled after %s gained green: %w", last.Name, err)
+	}
+	requeued := time.Since(gained)
+	fmt.Fprintf(out, "demo-green scheduled on %s %.2fs after the file appeared (proxy publishes, scheduler requeues)\n", node, requeued.Seconds())
+	return []string{
+		fmt.Sprintf("pod with 2 extra networks created to Running: %.1fs", running.Seconds()),
+		fmt.Sprintf("node gains a network to the waiting pod scheduled: %.2fs", requeued.Seconds()),
+	}, nil
 }
 
-func createWithNetworks(ctx context.Context, c *localcluster.Cluster, cs kubernetes.Interface, name, node, request string) error {
-	pod, err := c.ToolboxPod(name, node)
+// createWithNetworks creates a toolbox pod asking for request, placed by
+// the scheduler.
+func createWithNetworks(ctx context.Context, c *localcluster.Cluster, cs kubernetes.Interface, name, request string) error {
+	pod, err := c.ToolboxPod(name, "")
 	if err != nil {
 		return err
 	}
+	pod.Spec.NodeSelector = nil
 	pod.Annotations = map[string]string{netrequest.AnnotationKey: request}
 	_, err = cs.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	return err
