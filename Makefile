@@ -2,7 +2,7 @@
 # missing Debian packages are installed, builds are incremental.
 SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := build
-.PHONY: build deps kube etcd containerd cni-plugins images cluster-up cluster-down down demo test unit integration e2e bench-proxy clean
+.PHONY: build deps kube etcd containerd cni-plugins images scheduler cluster-up cluster-down down demo test unit integration e2e bench-proxy bench-scheduler clean
 
 build:                ; @hack/build.sh
 deps:                 ; @hack/install-deps.sh
@@ -11,6 +11,7 @@ etcd:                 ; @hack/build-etcd.sh
 containerd:           ; @hack/build-containerd.sh
 cni-plugins:          ; @hack/build-cni-plugins.sh
 images:               ; @hack/build-images.sh
+scheduler:            ; @hack/build-scheduler.sh
 cluster-up: build     ; @hack/cluster.sh up
 cluster-down down:    ; @hack/cluster.sh down
 demo: build           ; @hack/cluster.sh demo
@@ -19,4 +20,5 @@ unit:                 ; @hack/test.sh unit
 integration: build    ; @hack/test.sh integration
 e2e: build            ; @hack/test.sh e2e
 bench-proxy: build    ; @hack/bench-proxy.sh
+bench-scheduler: build ; @hack/bench-scheduler.sh
 clean: down           ; @rm -rf _output
