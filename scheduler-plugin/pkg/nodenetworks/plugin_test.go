@@ -9,6 +9,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
@@ -81,6 +82,26 @@ func TestPreFilter(t *testing.T) {
 			t.Errorf("PreFilter(%q) = %v %q, want %v with %q", tc.request, st.Code(), st.Message(), tc.code, tc.reason)
 		}
 	}
+}
+
+func TestPreFilterNarrowsNodes(t *testing.T) {
+	p := newTestPlugin(t, "")
+	var nodes []fwk.NodeInfo
+	for i, nets := range []string{"blue,red", "blue", "-", "red,blue,green"} {
+		nodes = append(nodes, nodeInfo(nodeWith(fmt.Sprintf("n%d", i), nets)))
+	}
+	res, st := p.PreFilter(context.Background(), framework.NewCycleState(), podWith("red,blue@x"), nodes)
+	if !st.IsSuccess() || res.AllNodes() || strings.Join(sortedNames(res), ",") != "n0,n3" {
+		t.Errorf("PreFilter = %v, %v; want nodes n0 and n3", res, st)
+	}
+	_, st = p.PreFilter(context.Background(), framework.NewCycleState(), podWith("green,yellow"), nodes)
+	if st.Code() != fwk.UnschedulableAndUnresolvable || st.Message() != ErrReasonMissing+": green, yellow" {
+		t.Errorf("PreFilter with no fitting node = %v %q", st.Code(), st.Message())
+	}
+}
+
+func sortedNames(r *fwk.PreFilterResult) []string {
+	return sets.List(r.NodeNames)
 }
 
 func TestFilter(t *testing.T) {
