@@ -54,6 +54,15 @@ func (o *Options) startDaemon(d daemon) (*proc, error) {
 	p := &proc{name: d.name, log: logPath, pid: cmd.Process.Pid, exited: make(chan struct{})}
 	go func() { p.waitErr = cmd.Wait(); close(p.exited) }()
 	st, err := startTime(p.pid)
+	if err != nil {
+		// Most likely it exited already: report it as a failed start, with
+		// its log, rather than as a bookkeeping error.
+		select {
+		case <-p.exited:
+			return nil, p.failure(fmt.Sprintf("exited (%v)", p.waitErr))
+		case <-time.After(time.Second):
+		}
+	}
 	if err == nil {
 		err = os.WriteFile(filepath.Join(o.pidDir(), d.name+".pid"), fmt.Appendf(nil, "%d %d\n", p.pid, st), 0o644)
 	}

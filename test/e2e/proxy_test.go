@@ -220,9 +220,17 @@ func TestProxyAttachesNetworks(t *testing.T) {
 			t.Fatalf("after deleting the pods: %d pods left, leases %v", len(pods.Items), l)
 		}
 	}
-	// Once kubelet has stopped the sandbox, the proxy has detached it.
-	if v := proxyMetric(t, nodes["node1"], "cri_proxy_attachments "); !strings.HasSuffix(strings.TrimSpace(v), " 0") {
-		t.Errorf("attachments in use after the pods were deleted: %q", v)
+	// Once kubelet has stopped the sandboxes, the proxy has detached them
+	// (a retry of the failing pod's sandbox may still be rolling back).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		v := proxyMetric(t, nodes["node1"], "cri_proxy_attachments ")
+		if strings.HasSuffix(strings.TrimSpace(v), " 0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("attachments in use 30 s after the pods were deleted: %q", v)
+			break
+		}
 	}
 
 	downed = true
