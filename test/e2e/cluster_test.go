@@ -43,26 +43,10 @@ func TestDownWithNothingRunningIsQuiet(t *testing.T) {
 func TestTwoNodeCluster(t *testing.T) {
 	ctx := t.Context()
 	o := options(t)
-	before := snapshot(t, o)
-	if len(before.Processes) > 0 {
-		t.Fatalf("a cluster is already running: %v", before.Processes)
-	}
-	c, err := localcluster.Up(ctx, o)
-	if err != nil {
-		t.Fatalf("up: %v", err)
-	}
-	downed := false
-	defer func() {
-		if !downed {
-			_ = localcluster.Down(context.WithoutCancel(ctx), o)
-		}
-	}()
+	c := upCluster(t, o)
 	t.Logf("bring-up to all nodes Ready: %v", c.ReadyAfter())
 
-	cs, err := c.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := c.client(t)
 	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -137,11 +121,7 @@ func TestTwoNodeCluster(t *testing.T) {
 		t.Errorf("after a refused second up, the cluster lost its pod: %v", err)
 	}
 
-	downed = true
-	if err := localcluster.Down(ctx, o); err != nil {
-		t.Fatalf("down: %v", err)
-	}
-	requireUnchanged(t, "up then down", before, snapshot(t, o))
+	c.downAndCompare(t, "up then down")
 }
 
 // TestFailedComponentIsNamedAndTornDown: a component that does not start is

@@ -3,10 +3,13 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"k8s.io/client-go/kubernetes"
 
 	"sigs.k8s.io/pod-networks/internal/localcluster"
 )
@@ -70,4 +73,56 @@ func joinLines(lines []string) string {
 		out += l
 	}
 	return out
+}
+
+// testCluster is a cluster a test brought up, with the host state from
+// before, so that the test can check teardown restores it.
+type testCluster struct {
+	*localcluster.Cluster
+	opts   localcluster.Options
+	before localcluster.HostState
+	downed bool
+}
+
+// upCluster brings a cluster up with o. It fails the test if one is already
+// running, and tears the cluster down when the test ends unless
+// downAndCompare did.
+func upCluster(t *testing.T, o localcluster.Options) *testCluster {
+	t.Helper()
+	tc := &testCluster{opts: o, before: snapshot(t, o)}
+	if len(tc.before.Processes) > 0 {
+		t.Fatalf("a cluster is already running: %v", tc.before.Processes)
+	}
+	c, err := localcluster.Up(t.Context(), o)
+	if err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	tc.Cluster = c
+	t.Cleanup(func() {
+		if !tc.downed {
+			_ = localcluster.Down(context.Background(), o)
+		}
+	})
+	return tc
+}
+
+// client returns a client of the cluster.
+func (tc *testCluster) client(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	cs, err := tc.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// downAndCompare tears the cluster down and fails the test if the host is
+// not as it was before upCluster.
+func (tc *testCluster) downAndCompare(t *testing.T, what string) {
+	t.Helper()
+	tc.downed = true
+	if err := localcluster.Down(t.Context(), tc.opts); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	requireUnchanged(t, what, tc.before, snapshot(t, tc.opts))
 }

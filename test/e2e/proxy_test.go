@@ -72,24 +72,8 @@ func TestProxyAttachesNetworks(t *testing.T) {
 		}
 		o.NodeNetworks[node] = dir
 	}
-	before := snapshot(t, o)
-	if len(before.Processes) > 0 {
-		t.Fatalf("a cluster is already running: %v", before.Processes)
-	}
-	c, err := localcluster.Up(ctx, o)
-	if err != nil {
-		t.Fatalf("up: %v", err)
-	}
-	downed := false
-	defer func() {
-		if !downed {
-			_ = localcluster.Down(context.WithoutCancel(ctx), o)
-		}
-	}()
-	cs, err := c.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := upCluster(t, o)
+	cs := c.client(t)
 	nodes := map[string]localcluster.Node{}
 	for _, n := range c.NodeList() {
 		nodes[n.Name] = n
@@ -233,11 +217,7 @@ func TestProxyAttachesNetworks(t *testing.T) {
 		}
 	}
 
-	downed = true
-	if err := localcluster.Down(ctx, o); err != nil {
-		t.Fatalf("down: %v", err)
-	}
-	requireUnchanged(t, "proxy cluster up then down", before, snapshot(t, o))
+	c.downAndCompare(t, "proxy cluster up then down")
 }
 
 // interfaceAddr returns ifname's IPv4 address from `ip -4 -o addr` output.
@@ -323,4 +303,3 @@ func proxyMetric(t *testing.T, n localcluster.Node, prefix string) string {
 	}
 	return strings.Join(lines, "\n")
 }
-

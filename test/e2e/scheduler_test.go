@@ -40,21 +40,8 @@ func TestSchedulerPlacesPodsByNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.NodeNetworks = map[string]string{"node1": node1}
-	before := snapshot(t, o)
-	c, err := localcluster.Up(ctx, o)
-	if err != nil {
-		t.Fatalf("up: %v", err)
-	}
-	downed := false
-	defer func() {
-		if !downed {
-			_ = localcluster.Down(context.WithoutCancel(ctx), o)
-		}
-	}()
-	cs, err := c.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := upCluster(t, o)
+	cs := c.client(t)
 	annotation := func(node string) string {
 		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 		if err != nil {
@@ -147,15 +134,11 @@ func TestSchedulerPlacesPodsByNetwork(t *testing.T) {
 		t.Errorf("want-y scheduled %v after node2 gained y, want within 2 s", d)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	_, err = localcluster.WaitPodRunning(wctx, cs, "default", "want-y")
+	_, err := localcluster.WaitPodRunning(wctx, cs, "default", "want-y")
 	cancel()
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	downed = true
-	if err := localcluster.Down(ctx, o); err != nil {
-		t.Fatalf("down: %v", err)
-	}
-	requireUnchanged(t, "scheduler cluster up then down", before, snapshot(t, o))
+	c.downAndCompare(t, "scheduler cluster up then down")
 }

@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -56,13 +57,8 @@ func (p *Pods) PublishPod(pod attach.PodRef, primaryIPs []string, atts []attach.
 func stripPrefix(cidrs []string) []string {
 	out := make([]string, 0, len(cidrs))
 	for _, c := range cidrs {
-		for i := 0; i < len(c); i++ {
-			if c[i] == '/' {
-				c = c[:i]
-				break
-			}
-		}
-		out = append(out, c)
+		addr, _, _ := strings.Cut(c, "/")
+		out = append(out, addr)
 	}
 	return out
 }

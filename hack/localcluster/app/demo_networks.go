@@ -13,6 +13,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	"sigs.k8s.io/pod-networks/internal/localcluster"
@@ -31,7 +32,7 @@ func demoNetworksScenario(ctx context.Context, c *localcluster.Cluster, cs kuber
 	fmt.Fprintln(tw, "NODE\tNETWORKS")
 	for _, n := range c.NodeList() {
 		var v string
-		err := poll(ctx, 30*time.Second, func() (bool, error) {
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 			node, err := cs.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
 			if err != nil {
 				return false, err
@@ -75,7 +76,7 @@ func demoNetworksScenario(ctx context.Context, c *localcluster.Cluster, cs kuber
 		}
 	}
 	var st string
-	err = poll(ctx, 20*time.Second, func() (bool, error) {
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
 		p, err := cs.CoreV1().Pods("default").Get(ctx, "demo-networks", metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -101,7 +102,7 @@ func demoNetworksScenario(ctx context.Context, c *localcluster.Cluster, cs kuber
 	}
 	var msg string
 	sel := fields.Set{"involvedObject.name": "demo-green", "reason": "FailedScheduling"}.String()
-	err = poll(ctx, 60*time.Second, func() (bool, error) {
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
 		evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: sel})
 		if err != nil {
 			return false, err
@@ -130,7 +131,7 @@ func demoNetworksScenario(ctx context.Context, c *localcluster.Cluster, cs kuber
 		return nil, err
 	}
 	var node string
-	err = poll(ctx, 30*time.Second, func() (bool, error) {
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		p, err := cs.CoreV1().Pods("default").Get(ctx, "demo-green", metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -160,21 +161,4 @@ func createWithNetworks(ctx context.Context, c *localcluster.Cluster, cs kuberne
 	pod.Annotations = map[string]string{netrequest.AnnotationKey: request}
 	_, err = cs.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	return err
-}
-
-// poll calls cond every 200 ms until it is true, fails, or timeout passes.
-func poll(ctx context.Context, timeout time.Duration, cond func() (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		ok, err := cond()
-		if err != nil || ok {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }

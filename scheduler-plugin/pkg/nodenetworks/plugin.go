@@ -135,7 +135,22 @@ func (p *Plugin) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, 
 	if nodes == nil { // called without the node list: Filter decides alone
 		return nil, nil
 	}
-	fit := sets.New[string]()
+	fit, parsed := p.fitNodes(s, nodes)
+	if parsed && len(s.unknown) > 0 {
+		// A node value parsed just now may list a name that was unknown.
+		s.bits, s.unknown = p.sets.bits(names)
+		fit, _ = p.fitNodes(s, nodes)
+	}
+	if fit.Len() == 0 {
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, s.missingAll)
+	}
+	return &fwk.PreFilterResult{NodeNames: fit}, nil
+}
+
+// fitNodes returns the names of the nodes that have every network of s, and
+// whether a node value had to be parsed (one the informer had not shown).
+func (p *Plugin) fitNodes(s *state, nodes []fwk.NodeInfo) (fit sets.Set[string], parsed bool) {
+	fit = sets.New[string]()
 	for _, ni := range nodes {
 		n := ni.Node()
 		if n == nil {
@@ -143,16 +158,13 @@ func (p *Plugin) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, 
 		}
 		have, ok := p.sets.lookup(p.nodeNetworks(n))
 		if !ok {
-			have = p.sets.get(p.nodeNetworks(n))
+			have, parsed = p.sets.get(p.nodeNetworks(n)), true
 		}
-		if (len(s.unknown) == 0 && have.has(s.bits)) || (len(s.unknown) > 0 && p.fits(names, have)) {
+		if len(s.unknown) == 0 && have.has(s.bits) {
 			fit.Insert(n.Name)
 		}
 	}
-	if fit.Len() == 0 {
-		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, s.missingAll)
-	}
-	return &fwk.PreFilterResult{NodeNames: fit}, nil
+	return fit, parsed
 }
 
 // PreFilterExtensions returns nil: other pods do not change a node's
