@@ -30,9 +30,10 @@ const (
 
 // Plugin filters out nodes that lack a network the pod asks for.
 type Plugin struct {
-	args   Args
-	always map[string]bool
-	sets   *nodeSets
+	args     Args
+	always   map[string]bool
+	sets     *nodeSets
+	fitCache *fitCache
 }
 
 var (
@@ -54,6 +55,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		_, err := h.SharedInformerFactory().Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { p.sawNode(obj) },
 			UpdateFunc: func(_, obj any) { p.sawNode(obj) },
+			DeleteFunc: func(obj any) { p.forgetNode(obj) },
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%s: watch nodes: %w", Name, err)
@@ -65,17 +67,30 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 }
 
 func newPlugin(args Args) *Plugin {
-	p := &Plugin{args: args, always: map[string]bool{}, sets: newNodeSets()}
+	p := &Plugin{args: args, always: map[string]bool{}, sets: newNodeSets(), fitCache: newFitCache()}
 	for _, n := range args.AlwaysAvailable {
 		p.always[n] = true
 	}
 	return p
 }
 
-// sawNode parses a node's networks ahead of Filter.
+// sawNode parses a node's networks ahead of Filter and records them for
+// PreFilter's cache.
 func (p *Plugin) sawNode(obj any) {
 	if n, ok := obj.(*v1.Node); ok {
-		p.sets.get(p.nodeNetworks(n))
+		v := p.nodeNetworks(n)
+		p.sets.get(v)
+		p.fitCache.setNode(n.Name, v)
+	}
+}
+
+// forgetNode drops a deleted node from PreFilter's cache.
+func (p *Plugin) forgetNode(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if n, ok := obj.(*v1.Node); ok {
+		p.fitCache.deleteNode(n.Name)
 	}
 }
 
@@ -135,16 +150,27 @@ func (p *Plugin) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, 
 	if nodes == nil { // called without the node list: Filter decides alone
 		return nil, nil
 	}
-	fit, parsed := p.fitNodes(s, nodes)
-	if parsed && len(s.unknown) > 0 {
-		// A node value parsed just now may list a name that was unknown.
-		s.bits, s.unknown = p.sets.bits(names)
-		fit, _ = p.fitNodes(s, nodes)
+	key := strings.Join(names, ",")
+	fit, cached := p.fitCache.get(key, len(nodes))
+	if !cached || fit.Len() == 0 { // never reject on what the cache says
+		fit = p.scan(s, nodes)
+		p.fitCache.put(key, fit, len(nodes))
 	}
 	if fit.Len() == 0 {
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, s.missingAll)
 	}
 	return &fwk.PreFilterResult{NodeNames: fit}, nil
+}
+
+// scan returns the names of the nodes that have every network of s.
+func (p *Plugin) scan(s *state, nodes []fwk.NodeInfo) sets.Set[string] {
+	fit, parsed := p.fitNodes(s, nodes)
+	if parsed && len(s.unknown) > 0 {
+		// A node value parsed just now may list a name that was unknown.
+		s.bits, s.unknown = p.sets.bits(s.names)
+		fit, _ = p.fitNodes(s, nodes)
+	}
+	return fit
 }
 
 // fitNodes returns the names of the nodes that have every network of s, and

@@ -263,3 +263,49 @@ func nodeObj(n *v1.Node) any {
 	}
 	return n
 }
+
+func TestPreFilterCachesFitNodes(t *testing.T) {
+	p := newTestPlugin(t, "")
+	n0, n1 := nodeWith("n0", "blue"), nodeWith("n1", "red")
+	p.sawNode(n0)
+	p.sawNode(n1)
+	prefilter := func(req string, nodes ...*v1.Node) (*fwk.PreFilterResult, *fwk.Status) {
+		var infos []fwk.NodeInfo
+		for _, n := range nodes {
+			infos = append(infos, nodeInfo(n))
+		}
+		return p.PreFilter(context.Background(), framework.NewCycleState(), podWith(req), infos)
+	}
+	res, _ := prefilter("blue", n0, n1)
+	if got := sets.List(res.NodeNames); strings.Join(got, ",") != "n0" {
+		t.Fatalf("nodes = %v, want n0", got)
+	}
+	if cached, ok := p.fitCache.get("blue", 2); !ok || !cached.Has("n0") {
+		t.Fatalf("cache = %v, %v; want the result stored", cached, ok)
+	}
+	// The cache answers as long as nothing changed, even for a snapshot
+	// it was not computed from: that is its point.
+	if res, _ := prefilter("blue", nodeWith("n0", "blue"), nodeWith("n1", "red")); !res.NodeNames.Has("n0") {
+		t.Errorf("second PreFilter = %v", res.NodeNames)
+	}
+	// A node gaining a network empties the cache.
+	n1 = nodeWith("n1", "blue,red")
+	p.sawNode(n1)
+	if res, _ := prefilter("blue", n0, n1); strings.Join(sets.List(res.NodeNames), ",") != "n0,n1" {
+		t.Errorf("after n1 gained blue: nodes = %v, want n0,n1", sets.List(res.NodeNames))
+	}
+	// A snapshot with a node the informer has not shown: the cache is not
+	// used.
+	if res, _ := prefilter("blue", n0, n1, nodeWith("n2", "blue")); strings.Join(sets.List(res.NodeNames), ",") != "n0,n1,n2" {
+		t.Errorf("with a node the cache lacks: nodes = %v, want n0,n1,n2", sets.List(res.NodeNames))
+	}
+	// A cached empty answer never rejects: the snapshot is scanned again.
+	p.fitCache.put("green", sets.New[string](), 2)
+	if res, st := prefilter("green", n0, nodeWith("n1", "green")); !st.IsSuccess() || !res.NodeNames.Has("n1") {
+		t.Errorf("PreFilter after a stale empty entry = %v, %v; want n1", res, st)
+	}
+	p.forgetNode(n1)
+	if _, ok := p.fitCache.get("blue", 1); ok {
+		t.Error("cache entry survived a node deletion")
+	}
+}

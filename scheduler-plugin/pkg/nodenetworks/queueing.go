@@ -26,6 +26,9 @@ func (p *Plugin) isSchedulableAfterNodeChange(logger klog.Logger, pod *v1.Pod, o
 	if !ok {
 		return fwk.Queue, nil // unexpected: let the pod retry
 	}
+	// Record it first: the informer handler that would may not have run
+	// yet, and the pod this hint requeues must see the node in PreFilter.
+	p.sawNode(newNode)
 	oldNode, _ := oldObj.(*v1.Node)
 	names, err := p.required(pod)
 	if err != nil || len(names) == 0 {

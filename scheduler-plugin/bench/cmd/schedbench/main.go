@@ -68,7 +68,11 @@ func run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	lo := localcluster.DefaultOptions(o.outputDir)
+	out, err := filepath.Abs(o.outputDir)
+	if err != nil {
+		return err
+	}
+	lo := localcluster.DefaultOptions(out)
 	lo.Nodes = 1
 	lo.NodeNetworks = nil
 	lo.Logf = func(string, ...any) {}
