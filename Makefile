@@ -2,7 +2,7 @@
 # missing Debian packages are installed, builds are incremental.
 SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := build
-.PHONY: build deps kube etcd containerd cni-plugins images scheduler cluster-up cluster-down down demo test unit integration e2e bench-proxy bench-scheduler clean
+.PHONY: build deps staging kube etcd containerd cni-plugins images scheduler cluster-up cluster-down down demo test unit integration e2e bench-proxy bench-scheduler clean
 
 build:                ; @hack/build.sh
 deps:                 ; @hack/install-deps.sh
@@ -17,6 +17,7 @@ cluster-down down:    ; @hack/cluster.sh down
 demo: build           ; @hack/cluster.sh demo
 test: build           ; @hack/test.sh
 unit:                 ; @hack/test.sh unit
+staging:              ; @hack/build-staging.sh
 integration: build    ; @hack/test.sh integration
 e2e: build            ; @hack/test.sh e2e
 bench-proxy: build    ; @hack/bench-proxy.sh

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs the tests: `unit` (no root, no cluster), `integration` (root; real CNI
+# Runs the tests: `unit` (no root, no cluster), `staging` (the upstream and
+# our tests of the patched staging modules in _output/src/staging; run
+# hack/build-staging.sh first), `integration` (root; real CNI
 # plugins in throwaway network namespaces), `e2e` (root; brings real clusters
 # up and down), or all of them when no argument is given.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -10,6 +12,13 @@ if [[ "${what}" == all || "${what}" == unit ]]; then
   log "go vet and unit tests"
   go vet ./...
   go test -count=1 ./...
+fi
+if [[ "${what}" == all || "${what}" == staging ]]; then
+  log "tests of the patched staging modules"
+  for m in cri-api; do
+    [[ -d "${SRC_DIR}/staging/${m}" ]] || die "${SRC_DIR}/staging/${m} is missing: run make build"
+    (cd "${SRC_DIR}/staging/${m}" && GOWORK=off GOFLAGS=-mod=mod go test -count=1 ./...)
+  done
 fi
 if [[ "${what}" == all || "${what}" == integration ]]; then
   [[ $(id -u) -eq 0 ]] || die "integration tests need root"
