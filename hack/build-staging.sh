@@ -16,6 +16,7 @@ prepare() {
   local key; key="${module} ${KUBE_STAGING_VERSION} $(cat "${patches[@]}" "${REPO_ROOT}"/hack/tools/protogen/*.go "$0" | sha256sum | cut -c1-16)"
   if fresh "staging-${module}" "${key}" && [[ -d "${dir}" ]]; then return; fi
   log "patching k8s.io/${module}@${KUBE_STAGING_VERSION} in ${dir}"
+  rm -f "${STAMP_DIR}/staging-${module}"  # a failure below must not leave the dir looking fresh
   rm -rf "${dir}"; mkdir -p "$(dirname "${dir}")"
   cp -r "$(modsrc "k8s.io/${module}" "${KUBE_STAGING_VERSION}")" "${dir}"
   chmod -R u+w "${dir}"
