@@ -2,11 +2,12 @@
 # missing Debian packages are installed, builds are incremental.
 SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := build
-.PHONY: build deps staging kube etcd containerd cni-plugins images scheduler cluster-up cluster-down down demo test unit integration e2e bench-proxy bench-scheduler clean
+.PHONY: build deps staging kube kube-patched etcd containerd cni-plugins images scheduler cluster-up cluster-down down demo test unit integration e2e bench-proxy bench-scheduler clean
 
 build:                ; @hack/build.sh
 deps:                 ; @hack/install-deps.sh
 kube:                 ; @hack/build-kube.sh
+kube-patched: staging kube ; @hack/build-kube-patched.sh
 etcd:                 ; @hack/build-etcd.sh
 containerd:           ; @hack/build-containerd.sh
 cni-plugins:          ; @hack/build-cni-plugins.sh

@@ -3,7 +3,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 "${REPO_ROOT}/hack/install-deps.sh"
-for part in staging kube etcd containerd cni-plugins images scheduler; do
+for part in staging kube kube-patched etcd containerd cni-plugins images scheduler; do
   "${REPO_ROOT}/hack/build-${part}.sh"
 done
 cd "${REPO_ROOT}"

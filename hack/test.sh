@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the tests: `unit` (no root, no cluster), `staging` (the upstream and
-# our tests of the patched staging modules in _output/src/staging; run
-# hack/build-staging.sh first), `integration` (root; real CNI
+# our tests of the patched staging modules in _output/src/staging),
+# `kube-patched` (those of the packages kubelet-patch/ touches, in the
+# patched tree; both need make build first), `integration` (root; real CNI
 # plugins in throwaway network namespaces), `e2e` (root; brings real clusters
 # up and down), or all of them when no argument is given.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -21,6 +22,14 @@ if [[ "${what}" == all || "${what}" == staging ]]; then
     [[ -d "${SRC_DIR}/staging/${m}" ]] || die "${SRC_DIR}/staging/${m} is missing: run make build"
     (cd "${SRC_DIR}/staging/${m}" && GOWORK=off GOFLAGS=-mod=mod go test -count=1 ${pkgs[${m}]})  # word-split on purpose
   done
+fi
+if [[ "${what}" == all || "${what}" == kube-patched ]]; then
+  log "tests of the patched Kubernetes: every package kubelet-patch/ touches, upstream's and ours"
+  (cd "${SRC_DIR}/kubernetes-patched" && GOWORK=off GOFLAGS=-mod=mod go test -count=1 \
+    ./pkg/features/ ./pkg/apis/core/... ./pkg/api/pod/... ./pkg/api/testing/ ./pkg/registry/core/node/ \
+    ./pkg/kubelet/ ./pkg/kubelet/container/ ./pkg/kubelet/kuberuntime/ ./pkg/kubelet/nodestatus/ \
+    ./pkg/scheduler/framework/ ./pkg/scheduler/backend/queue/ k8s.io/kube-scheduler/... \
+    k8s.io/client-go/applyconfigurations/...)
 fi
 if [[ "${what}" == all || "${what}" == integration ]]; then
   [[ $(id -u) -eq 0 ]] || die "integration tests need root"
