@@ -8,7 +8,9 @@
 # patch that does not apply fails the build, naming it). Then the upstream
 # generators rewrite what the patches make stale: deepcopy-gen
 # (pkg/apis/core), openapi-gen (pkg/generated/openapi) and
-# applyconfiguration-gen (client-go applyconfigurations).
+# applyconfiguration-gen (client-go applyconfigurations). The NodeNetworks
+# scheduler is built in the same tree, against the patched API, with its
+# native field reader (build tag podnetworks_native).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
@@ -70,19 +72,39 @@ generate() {
   rm -rf "${tools}"
 }
 
+# add_scheduler_plugin copies the scheduler plugin and the request parser
+# into the tree as k8s.io/kubernetes/podnetworks/..., so that they compile
+# against the patched API rather than the stock modules of this repo.
+add_scheduler_plugin() {
+  local dst=${tree}/podnetworks
+  rm -rf "${dst}"; mkdir -p "${dst}/netrequest" "${dst}/nodenetworks" "${dst}/cmd/pod-networks-scheduler"
+  local f
+  for f in "${REPO_ROOT}"/pkg/netrequest/*.go "${REPO_ROOT}"/scheduler-plugin/pkg/nodenetworks/*.go "${REPO_ROOT}"/scheduler-plugin/cmd/kube-scheduler/main.go; do
+    [[ "${f}" == *_test.go ]] && continue
+    local to=${dst}/cmd/pod-networks-scheduler
+    case "${f}" in */netrequest/*) to=${dst}/netrequest ;; */nodenetworks/*) to=${dst}/nodenetworks ;; esac
+    sed -e 's#sigs.k8s.io/pod-networks/pkg/netrequest#k8s.io/kubernetes/podnetworks/netrequest#' \
+        -e 's#sigs.k8s.io/pod-networks/scheduler-plugin/pkg/nodenetworks#k8s.io/kubernetes/podnetworks/nodenetworks#' \
+        "${f}" > "${to}/$(basename "${f}")"
+  done
+}
+
 build() {
-  local outs=() c; for c in "${KUBE_CMDS[@]}"; do outs+=("${out}/${c}"); done
+  add_scheduler_plugin
+  local outs=("${out}/pod-networks-scheduler") c; for c in "${KUBE_CMDS[@]}"; do outs+=("${out}/${c}"); done
   local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
   local ldflags="-s -w" pkg
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean"
   done
-  local key; key="$(cat "${STAMP_DIR}/kube-patched-tree") ${ldflags}"
+  local key; key="$(cat "${STAMP_DIR}/kube-patched-tree") ${ldflags} $(cat "${tree}"/podnetworks/*/*.go "${tree}"/podnetworks/cmd/*/*.go | sha256sum | cut -c1-16)"
   if fresh kube-patched-bin "${key}" "${outs[@]}"; then return; fi
   log "building patched ${KUBE_CMDS[*]} (cold: 6-10 min on 2 cores)"
   local pkgs=(); for c in "${KUBE_CMDS[@]}"; do pkgs+=("./cmd/${c}"); done
   mkdir -p "${out}"
   (cd "${tree}" && CGO_ENABLED=0 go build -trimpath -ldflags "${ldflags}" -o "${out}/" "${pkgs[@]}")
+  (cd "${tree}" && CGO_ENABLED=0 go build -trimpath -tags podnetworks_native -ldflags "${ldflags}" \
+    -o "${out}/pod-networks-scheduler" ./podnetworks/cmd/pod-networks-scheduler)
   stamp kube-patched-bin "${key}"
 }
 

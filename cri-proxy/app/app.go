@@ -83,9 +83,11 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		node := publish.NewNode(client, o.NodeName)
-		store.OnChange(node.Set)
-		go node.Run(ctx)
+		if o.NodeAnnotation {
+			node := publish.NewNode(client, o.NodeName)
+			store.OnChange(node.Set)
+			go node.Run(ctx)
+		}
 		p := publish.NewPods(client, o.DefaultNetwork)
 		go p.Run(ctx)
 		pods = p

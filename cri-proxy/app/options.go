@@ -25,6 +25,7 @@ type Options struct {
 	MetricsAddress    string
 	Kubeconfig        string
 	NodeName          string
+	NodeAnnotation    bool
 	DefaultNetwork    string
 }
 
@@ -44,6 +45,7 @@ func (o *Options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.MetricsAddress, "metrics-address", "127.0.0.1:9615", "address of /metrics and /healthz (empty: off)")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "annotation mode: publish node networks and pod network-status through this kubeconfig")
 	fs.StringVar(&o.NodeName, "node-name", "", "annotation mode: this node's name")
+	fs.BoolVar(&o.NodeAnnotation, "node-annotation", true, "annotation mode: publish the node's networks as its annotation (off where kubelet publishes node.status.networks)")
 	fs.StringVar(&o.DefaultNetwork, "default-network-name", "default", "name of the primary network (eth0) in pod network-status")
 }
 

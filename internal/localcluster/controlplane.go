@@ -34,7 +34,7 @@ func (o *Options) etcdDaemon() daemon {
 }
 
 func (o *Options) apiserverDaemon() daemon {
-	return daemon{name: "kube-apiserver", path: o.bin("kube-apiserver"), args: []string{
+	return daemon{name: "kube-apiserver", path: o.kubeBin("kube-apiserver"), args: append([]string{
 		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", o.EtcdPort),
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
 		fmt.Sprintf("--secure-port=%d", o.APIServerPort),
@@ -56,12 +56,12 @@ func (o *Options) apiserverDaemon() daemon {
 		// kubernetes Service; pods here reach the apiserver by no Service.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
-	}}
+	}, o.featureGateArgs()...)}
 }
 
 func (o *Options) controllerManagerDaemon() daemon {
 	kc := o.kubeconfigFor("controller-manager")
-	return daemon{name: "kube-controller-manager", path: o.bin("kube-controller-manager"), args: []string{
+	return daemon{name: "kube-controller-manager", path: o.kubeBin("kube-controller-manager"), args: append([]string{
 		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
 		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", o.ControllerManagerPort),
 		"--service-account-private-key-file=" + o.keyPath("sa"),
@@ -72,15 +72,15 @@ func (o *Options) controllerManagerDaemon() daemon {
 		"--profiling=false",
 		// The default is a host path under /usr/libexec.
 		"--flex-volume-plugin-dir=" + filepath.Join(o.StateDir, "flexvolume"),
-	}}
+	}, o.featureGateArgs()...)}
 }
 
 func (o *Options) schedulerDaemon() (daemon, error) {
 	kc := o.kubeconfigFor("scheduler")
-	bin := o.bin("kube-scheduler")
+	bin := o.kubeBin("kube-scheduler")
 	var config []byte
 	if o.NetworkScheduler {
-		bin, config = o.bin("pod-networks-scheduler"), schedconfig.SchedulerConfig()
+		bin, config = o.kubeBin("pod-networks-scheduler"), schedconfig.SchedulerConfig()
 	}
 	if o.SchedulerBinary != "" {
 		bin = o.SchedulerBinary
@@ -90,6 +90,7 @@ func (o *Options) schedulerDaemon() (daemon, error) {
 		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", o.SchedulerPort),
 		"--profiling=false",
 	}
+	args = append(args, o.featureGateArgs()...)
 	if o.SchedulerConfig != "" {
 		b, err := os.ReadFile(o.SchedulerConfig)
 		if err != nil {

@@ -124,7 +124,7 @@ func WaitPodRunning(ctx context.Context, cs kubernetes.Interface, namespace, nam
 
 // Kubectl runs the built kubectl against the cluster and returns its output.
 func (o *Options) Kubectl(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, o.bin("kubectl"), append([]string{"--kubeconfig", o.Kubeconfig()}, args...)...)
+	cmd := exec.CommandContext(ctx, o.kubeBin("kubectl"), append([]string{"--kubeconfig", o.Kubeconfig()}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))

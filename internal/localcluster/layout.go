@@ -72,6 +72,24 @@ func (o *Options) etcdDir() string     { return filepath.Join(o.StateDir, "etcd"
 func (o *Options) cniBinDir() string   { return filepath.Join(o.BinDir, "cni") }
 func (o *Options) bin(n string) string { return filepath.Join(o.BinDir, n) }
 
+// kubeBin is a Kubernetes binary: the patched build's when Options.Patched.
+func (o *Options) kubeBin(n string) string {
+	if o.Patched {
+		return filepath.Join(o.BinDir, "patched", n)
+	}
+	return o.bin(n)
+}
+
+// featureGateArgs are the --feature-gates flags of the Kubernetes control
+// plane components: PodNetworks on or off in the patched build, none in the
+// stock one (which does not know the gate).
+func (o *Options) featureGateArgs() []string {
+	if !o.Patched {
+		return nil
+	}
+	return []string{fmt.Sprintf("--feature-gates=PodNetworks=%t", o.PodNetworksGate)}
+}
+
 // Kubeconfig is the path of the cluster admin's kubeconfig.
 func (o *Options) Kubeconfig() string { return filepath.Join(o.StateDir, "kubeconfig") }
 

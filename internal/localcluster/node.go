@@ -123,6 +123,10 @@ evictionHard:
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 nodeStatusReportFrequency: 10s
+{{- if .Patched}}
+featureGates:
+  PodNetworks: {{.PodNetworksGate}}
+{{- end}}
 `))
 
 func (o *Options) criEndpoint(n Node) string {
@@ -145,6 +149,7 @@ func (o *Options) proxyDaemon(n Node) daemon {
 		fmt.Sprintf("-metrics-address=127.0.0.1:%d", n.ProxyPort),
 		"-kubeconfig=" + o.kubeconfigFor(n.Name+"-cri-proxy"),
 		"-node-name=" + n.Name,
+		fmt.Sprintf("-node-annotation=%t", o.ProxyNodeAnnotation),
 		"-default-network-name=primary",
 		"-resync-interval=2s",
 		"-v=2",
@@ -170,7 +175,7 @@ func (o *Options) prepareNode(n Node) error {
 		return err
 	}
 	data := map[string]any{"Node": n, "PauseImage": pause, "Runc": o.Runc, "CNIBinDir": o.cniBinDir(),
-		"CA": o.certPath("ca"), "CRIEndpoint": o.criEndpoint(n)}
+		"CA": o.certPath("ca"), "CRIEndpoint": o.criEndpoint(n), "Patched": o.Patched, "PodNetworksGate": o.PodNetworksGate}
 	for file, t := range map[string]*template.Template{"containerd.toml": containerdConfig, "kubelet.yaml": kubeletConfig} {
 		var b bytes.Buffer
 		if err := t.Execute(&b, data); err != nil {
@@ -224,7 +229,7 @@ func (o *Options) containerdDaemon(n Node) daemon {
 }
 
 func (o *Options) kubeletDaemon(n Node) daemon {
-	return daemon{name: n.Name + "-kubelet", path: o.bin("kubelet"), args: []string{
+	return daemon{name: n.Name + "-kubelet", path: o.kubeBin("kubelet"), args: []string{
 		"--config=" + filepath.Join(n.Dir, "kubelet.yaml"),
 		"--kubeconfig=" + o.kubeconfigFor(n.Name+"-kubelet"),
 		"--hostname-override=" + n.Name,

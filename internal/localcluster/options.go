@@ -41,6 +41,15 @@ type Options struct {
 	// each node's containerd: kubelet talks to the proxy, which attaches the
 	// networks of the node's networks directory and publishes them.
 	CRIProxy bool
+	// Patched runs the Kubernetes binaries of BinDir/patched (the PodNetworks
+	// API, hack/build-kube-patched.sh), with the PodNetworks feature gate set
+	// to PodNetworksGate on every component.
+	Patched         bool
+	PodNetworksGate bool
+	// ProxyNodeAnnotation has the CRI proxies publish node networks as the
+	// node annotation too. Off, only node.status.networks (patched kubelet,
+	// gate on) tells the scheduler.
+	ProxyNodeAnnotation bool
 	// NodeNetworks maps a node name to a directory of CNI network config
 	// lists copied into that node's networks directory at bring-up. In
 	// them, {{NODE}}, {{NODE_INDEX}} and {{NODE_DIR}} are replaced by the
@@ -70,6 +79,9 @@ func DefaultOptions(outputDir string) Options {
 		Nodes:                 2,
 		CRIProxy:              true,
 		NetworkScheduler:      true,
+		Patched:               true,
+		PodNetworksGate:       true,
+		ProxyNodeAnnotation:   true,
 		Runc:                  "/usr/sbin/runc",
 		EtcdPort:              12379,
 		APIServerPort:         16443,

@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	o := localcluster.DefaultOptions(outputDir())
-	for _, b := range []string{"etcd", "kube-apiserver", "kubelet", "containerd", "kubectl", "cni/bridge", "cri-proxy", "pod-networks-scheduler"} {
+	for _, b := range []string{"etcd", "kube-apiserver", "kubelet", "containerd", "kubectl", "cni/bridge", "cri-proxy", "pod-networks-scheduler", "patched/kube-apiserver", "patched/kubelet", "patched/pod-networks-scheduler"} {
 		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e tests need the built binaries (make build): %v\n", err)
 			os.Exit(1)

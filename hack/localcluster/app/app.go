@@ -50,6 +50,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Nodes, "nodes", o.Nodes, "number of nodes")
 	stateDir := fs.String("state-dir", "", "cluster state and logs (default <output-dir>/cluster)")
 	fs.StringVar(&o.RunDir, "run-dir", o.RunDir, "unix sockets and short runtime paths")
+	fs.BoolVar(&o.Patched, "patched", o.Patched, "run the patched Kubernetes binaries (_output/bin/patched) instead of the stock ones")
+	fs.BoolVar(&o.PodNetworksGate, "pod-networks-gate", o.PodNetworksGate, "the PodNetworks feature gate of the patched binaries")
 	fs.BoolVar(&o.NetworkScheduler, "network-scheduler", o.NetworkScheduler, "run the kube-scheduler with the NodeNetworks plugin (false: the stock one)")
 	fs.StringVar(&o.SchedulerBinary, "scheduler-binary", "", "kube-scheduler binary to run instead of the built one")
 	fs.StringVar(&o.SchedulerConfig, "scheduler-config", "", "KubeSchedulerConfiguration for --config ({{KUBECONFIG}} is replaced)")

@@ -1,11 +1,21 @@
+//go:build !podnetworks_native
+
 package nodenetworks
 
-import v1 "k8s.io/api/core/v1"
+import (
+	v1 "k8s.io/api/core/v1"
+	fwk "k8s.io/kube-scheduler/framework"
+)
 
-// This file is the one place that knows where a pod's request and a node's
-// networks are read from. With the stock API they travel in annotations;
-// the native API (PodSpec.networks, NodeStatus.networks) replaces these two
-// functions, and nothing else, when the patched modules are in use.
+// This file and source_native.go are the one place that knows where a
+// pod's request and a node's networks are read from. With the stock API
+// they travel in annotations; built against the patched API (build tag
+// podnetworks_native, see hack/build-kube-patched.sh), source_native.go
+// reads the native fields and falls back to the annotations.
+
+// nodeNetworksUpdate is the node update event that changes a node's
+// networks besides annotations: none with the stock API.
+const nodeNetworksUpdate fwk.ActionType = 0
 
 // podRequest returns the pod's network request as the text netrequest
 // parses.

@@ -1,0 +1,228 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"sigs.k8s.io/pod-networks/internal/localcluster"
+	"sigs.k8s.io/pod-networks/pkg/netrequest"
+)
+
+// nativeNetworks gives node1 blue and red, node2 blue.
+func nativeNetworks(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for node, nets := range map[string][]string{"node1": {"blue", "red"}, "node2": {"blue"}} {
+		dir := filepath.Join(t.TempDir(), node)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range nets {
+			body := map[string]string{"blue": blueNet, "red": redNet}[n]
+			if err := os.WriteFile(filepath.Join(dir, n+".conflist"), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out[node] = dir
+	}
+	return out
+}
+
+// statusNetworks reads node.status.networks with kubectl, as a user would.
+func statusNetworks(t *testing.T, c *testCluster, node string) string {
+	t.Helper()
+	out, err := c.Kubectl(t.Context(), "get", "node", node, "-o", "jsonpath={.status.networks}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// applyPod creates a toolbox pod from YAML with kubectl: this module's
+// k8s.io/api is the stock one, without spec.networks. extra is indented
+// under spec.
+func applyPod(t *testing.T, c *testCluster, name, annotation, spec string) (string, error) {
+	t.Helper()
+	image, err := c.ToolboxImage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann := ""
+	if annotation != "" {
+		ann = fmt.Sprintf("  annotations:\n    %s: %q\n", netrequest.AnnotationKey, annotation)
+	}
+	manifest := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: %s
+%sspec:
+  terminationGracePeriodSeconds: 0
+%s  containers:
+  - name: toolbox
+    image: %s
+    imagePullPolicy: Never
+    command: ["/bin/sh", "-c", "trap 'exit 0' TERM; sleep 86400 & wait"]
+`, name, ann, spec, image)
+	f := filepath.Join(t.TempDir(), name+".yaml")
+	if err := os.WriteFile(f, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return c.Kubectl(t.Context(), "create", "-f", f)
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// TestNativeNetworks runs the patched Kubernetes with the PodNetworks gate
+// on, and the proxies not publishing node annotations, so only the native
+// fields carry networks: kubelet publishes node.status.networks from the
+// runtime; a pod with spec.networks lands on the node that has them and
+// has their interfaces; an invalid spec.networks is refused by the
+// apiserver naming the entry; a node that gains a network shows it in its
+// status within 15 s, and a pod waiting for it is scheduled there.
+func TestNativeNetworks(t *testing.T) {
+	ctx := t.Context()
+	o := options(t)
+	o.Patched, o.PodNetworksGate, o.ProxyNodeAnnotation = true, true, false
+	o.NodeNetworks = nativeNetworks(t)
+	c := upCluster(t, o)
+	cs := c.client(t)
+
+	for node, want := range map[string]string{"node1": `["blue","red"]`, "node2": `["blue"]`} {
+		waitFor(t, node+" status.networks = "+want, 30*time.Second, func() bool { return statusNetworks(t, c, node) == want })
+		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := n.Annotations[netrequest.AnnotationKey]; ok {
+			t.Errorf("%s has the annotation %q: the native field must be the only source here", node, v)
+		}
+	}
+
+	if out, err := applyPod(t, c, "native", "", "  networks:\n  - name: blue\n  - name: red\n    interfaceName: data0\n"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	running, err := localcluster.WaitPodRunning(wctx, cs, "default", "native")
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if running.Spec.NodeName != "node1" {
+		t.Errorf("native runs on %s, want node1 (the only node with blue and red)", running.Spec.NodeName)
+	}
+	inside, err := c.Kubectl(ctx, "exec", "native", "--", "ip", "-4", "-o", "addr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ifname, prefix := range map[string]string{"net1": "10.251.1.", "data0": "10.252.1."} {
+		if a := interfaceAddr(inside, ifname); !strings.HasPrefix(a, prefix) {
+			t.Errorf("native: %s has %q inside the pod, want %s*:\n%s", ifname, a, prefix, inside)
+		}
+	}
+
+	// The apiserver refuses an invalid request, naming the entry.
+	out, err := applyPod(t, c, "bad", "", "  networks:\n  - name: blue\n  - name: Bad_Net\n  - name: red\n    interfaceName: eth0\n")
+	if err == nil {
+		t.Errorf("create with invalid networks succeeded: %s", out)
+	}
+	for _, want := range []string{`spec.networks[1].name: Invalid value: "Bad_Net"`, `spec.networks[2].interfaceName: Invalid value: "eth0"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("create with invalid networks: %v; want an error with %q", err, want)
+		}
+	}
+
+	// A pod asking for green waits; node2 gains green; its status shows it
+	// within 15 s, and the status change alone requeues the pod.
+	if out, err := applyPod(t, c, "wants-green", "", "  networks:\n  - name: green\n"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	waitEvent(t, cs, "wants-green", "FailedScheduling", "didn't have the requested network(s): green")
+	var node2 localcluster.Node
+	for _, n := range c.NodeList() {
+		if n.Name == "node2" {
+			node2 = n
+		}
+	}
+	green := strings.NewReplacer("blue", "green", "pnblue", "pngreen", "10.251.", "10.250.", "{{NODE_INDEX}}", "2", "{{NODE_DIR}}", node2.Dir).Replace(blueNet)
+	if err := os.WriteFile(filepath.Join(node2.NetworksDir(), "green.conflist"), []byte(green), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(t, "node2 status.networks with green", 15*time.Second, func() bool { return statusNetworks(t, c, "node2") == `["blue","green"]` })
+	t.Logf("node2 gained green: in its status after %v", took)
+	waitFor(t, "wants-green scheduled after node2's status changed", 10*time.Second, func() bool {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, "wants-green", metav1.GetOptions{})
+		return err == nil && p.Spec.NodeName == "node2"
+	})
+
+	c.downAndCompare(t, "native cluster up then down")
+}
+
+// TestVersionSkewGateOff runs the patched binaries with the PodNetworks gate
+// off: the native fields are dropped, and annotation-only pods work end to
+// end as on stock Kubernetes.
+func TestVersionSkewGateOff(t *testing.T) {
+	ctx := t.Context()
+	o := options(t)
+	o.Patched, o.PodNetworksGate = true, false
+	o.NodeNetworks = nativeNetworks(t)
+	c := upCluster(t, o)
+	cs := c.client(t)
+
+	waitFor(t, "node1 annotation", 30*time.Second, func() bool {
+		n, err := cs.CoreV1().Nodes().Get(ctx, "node1", metav1.GetOptions{})
+		return err == nil && n.Annotations[netrequest.AnnotationKey] == "blue,red"
+	})
+	if got := statusNetworks(t, c, "node1"); got != "" {
+		t.Errorf("node1 status.networks = %s with the gate off, want none", got)
+	}
+
+	if out, err := applyPod(t, c, "skew", "blue,red", "  networks:\n  - name: ignored\n"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if got, err := c.Kubectl(ctx, "get", "pod", "skew", "-o", "jsonpath={.spec.networks}"); err != nil || got != "" {
+		t.Errorf("spec.networks with the gate off = %q, %v; want it dropped", got, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	running, err := localcluster.WaitPodRunning(wctx, cs, "default", "skew")
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if running.Spec.NodeName != "node1" {
+		t.Errorf("skew runs on %s, want node1", running.Spec.NodeName)
+	}
+	inside, err := c.Kubectl(ctx, "exec", "skew", "--", "ip", "-4", "-o", "addr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ifs []string
+	for _, l := range strings.Split(inside, "\n") {
+		if f := strings.Fields(l); len(f) > 1 {
+			ifs = append(ifs, f[1])
+		}
+	}
+	if !slices.Contains(ifs, "net1") || !slices.Contains(ifs, "net2") {
+		t.Errorf("skew: interfaces %v, want net1 and net2 from the annotation", ifs)
+	}
+	c.downAndCompare(t, "gate-off cluster up then down")
+}
