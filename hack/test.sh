@@ -28,7 +28,7 @@ if [[ "${what}" == all || "${what}" == kube-patched ]]; then
   (cd "${SRC_DIR}/kubernetes-patched" && GOWORK=off GOFLAGS=-mod=mod go test -count=1 \
     ./pkg/features/ ./pkg/apis/core/... ./pkg/api/pod/... ./pkg/api/testing/ ./pkg/registry/core/node/ \
     ./pkg/kubelet/ ./pkg/kubelet/container/ ./pkg/kubelet/kuberuntime/ ./pkg/kubelet/nodestatus/ \
-    ./pkg/scheduler/framework/ ./pkg/scheduler/backend/queue/ k8s.io/kube-scheduler/... \
+    ./pkg/scheduler/framework/ ./pkg/scheduler/backend/queue/ k8s.io/kube-scheduler/... ./pkg/generated/openapi/... \
     k8s.io/client-go/applyconfigurations/...)
 fi
 if [[ "${what}" == all || "${what}" == integration ]]; then

@@ -167,7 +167,7 @@ func TestDemo(t *testing.T) {
 	out := stdout.String()
 	for _, want := range []string{"bring-up to 2 nodes Ready:", "demo-node1", "demo-node2", "export KUBECONFIG=", "make down",
 		// The CRI proxy part, with the demo networks of hack/demo/networks.
-		"node1  blue,red\n", "node2  blue\n", "scheduled on node1 (the node with both networks)",
+		"node1  blue,red\n", "node2  blue\n", `node1  ["blue","red"]`, `node2  ["blue"]`, "scheduled on node1 (the node with both networks)",
 		"  net1  10.251.1.", "  net2  10.252.1.", "  net1  blue     10.251.1.",
 		"didn't have the requested network(s): green", "demo-green scheduled on node2",
 		"pod with 2 extra networks created to Running:", "node gains a network to the waiting pod scheduled:"} {

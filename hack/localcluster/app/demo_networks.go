@@ -51,6 +51,25 @@ func demoNetworksScenario(ctx context.Context, c *localcluster.Cluster, cs kuber
 	}
 	tw.Flush()
 
+	if c.Patched && c.PodNetworksGate {
+		fmt.Fprintf(out, "\n== The same in node.status.networks, published by the patched kubelet (PodNetworks gate on)\n")
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NODE\tSTATUS.NETWORKS")
+		for _, n := range c.NodeList() {
+			var v string
+			err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+				out, err := c.Kubectl(ctx, "get", "node", n.Name, "-o", "jsonpath={.status.networks}")
+				v = out
+				return err == nil && v != "", nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("%s: no status.networks: %w", n.Name, err)
+			}
+			fmt.Fprintf(tw, "%s\t%s\n", n.Name, v)
+		}
+		tw.Flush()
+	}
+
 	const request = "blue,red"
 	fmt.Fprintf(out, "\n== Pod demo-networks asks for %q (annotation %s); the scheduler chooses the node\n", request, netrequest.AnnotationKey)
 	start := time.Now()
