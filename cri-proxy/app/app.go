@@ -20,11 +20,13 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
-	"sigs.k8s.io/pod-networks/cri-proxy/pkg/attach"
+	"sigs.k8s.io/pod-networks/cri-proxy/pkg/attachment"
+	"sigs.k8s.io/pod-networks/cri-proxy/pkg/catalog"
+	"sigs.k8s.io/pod-networks/cri-proxy/pkg/cniexec"
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/forward"
+	"sigs.k8s.io/pod-networks/cri-proxy/pkg/intercept"
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/metrics"
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/publish"
-	"sigs.k8s.io/pod-networks/cri-proxy/pkg/server"
 )
 
 // Main runs the daemon until SIGINT or SIGTERM and exits non-zero on error.
@@ -67,13 +69,13 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	defer conn.Close()
 	runtime := runtimeapi.NewRuntimeServiceClient(conn)
 
-	plugins := attach.NewPluginExec(attach.PluginGOMAXPROCS(o.PluginGOMAXPROCS))
-	store, err := attach.NewStore(attach.StoreConfig{Dir: o.NetworksDir, BinDirs: o.CNIBinDirs, ResyncInterval: o.ResyncInterval,
+	plugins := cniexec.New(cniexec.Options{Env: cniexec.GOMAXPROCS(o.PluginGOMAXPROCS)})
+	store, err := catalog.New(catalog.Config{Dir: o.NetworksDir, BinDirs: o.CNIBinDirs, ResyncInterval: o.ResyncInterval,
 		Exec: plugins, Observer: m})
 	if err != nil {
 		return err
 	}
-	var pods server.Publisher
+	var pods intercept.Publisher
 	if o.Kubeconfig != "" {
 		cfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
 		if err != nil {
@@ -93,12 +95,12 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		pods = p
 	}
 	store.Start(ctx)
-	mgr, err := attach.NewManager(store, attach.Config{StateDir: o.StateDir, CacheDir: o.CNICacheDir, BinDirs: o.CNIBinDirs,
+	mgr, err := attachment.NewManager(store, attachment.Config{StateDir: o.StateDir, CacheDir: o.CNICacheDir, BinDirs: o.CNIBinDirs,
 		Concurrency: o.AttachConcurrency, Timeout: o.AttachTimeout, Exec: plugins, Observer: m})
 	if err != nil {
 		return err
 	}
-	srv := server.New(mgr, store, runtime, pods)
+	srv := intercept.New(mgr, store, runtime, pods)
 	proxy, err := forward.New(forward.Options{Upstream: o.Upstream, Intercept: srv.Handlers(), Observe: m.ObserveRPC})
 	if err != nil {
 		return err
@@ -145,7 +147,7 @@ func upstreamReady(ctx context.Context, runtime runtimeapi.RuntimeServiceClient)
 
 // reconcileLoop removes attachments whose sandbox no longer exists, at
 // start and then periodically: what a crash or a missed Stop left behind.
-func reconcileLoop(ctx context.Context, mgr *attach.Manager, runtime runtimeapi.RuntimeServiceClient, every time.Duration) {
+func reconcileLoop(ctx context.Context, mgr *attachment.Manager, runtime runtimeapi.RuntimeServiceClient, every time.Duration) {
 	logger := klog.FromContext(ctx)
 	for {
 		if err := reconcile(ctx, mgr, runtime); err != nil && !errors.Is(err, context.Canceled) {
@@ -159,7 +161,7 @@ func reconcileLoop(ctx context.Context, mgr *attach.Manager, runtime runtimeapi.
 	}
 }
 
-func reconcile(ctx context.Context, mgr *attach.Manager, runtime runtimeapi.RuntimeServiceClient) error {
+func reconcile(ctx context.Context, mgr *attachment.Manager, runtime runtimeapi.RuntimeServiceClient) error {
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	list, err := runtime.ListPodSandbox(lctx, &runtimeapi.ListPodSandboxRequest{})

@@ -12,7 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
-	"sigs.k8s.io/pod-networks/cri-proxy/pkg/attach"
+	"sigs.k8s.io/pod-networks/cri-proxy/pkg/attachment"
 	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
@@ -24,7 +24,7 @@ type Pods struct {
 }
 
 type podStatus struct {
-	pod    attach.PodRef
+	pod    attachment.PodRef
 	status string
 }
 
@@ -36,7 +36,7 @@ func NewPods(client kubernetes.Interface, defaultNetwork string) *Pods {
 
 // PublishPod queues the pod's network status; it never blocks the caller
 // (a full queue drops the update and logs it).
-func (p *Pods) PublishPod(pod attach.PodRef, primaryIPs []string, atts []attach.Attachment) {
+func (p *Pods) PublishPod(pod attachment.PodRef, primaryIPs []string, atts []attachment.Attachment) {
 	st := []netrequest.NetworkStatus{{Name: p.defaultNetwork, Interface: "eth0", IPs: primaryIPs, Default: true}}
 	for _, a := range atts {
 		st = append(st, netrequest.NetworkStatus{Name: a.Network, Interface: a.Interface, IPs: stripPrefix(a.IPs), MAC: a.MAC})

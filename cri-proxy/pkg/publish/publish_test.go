@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"sigs.k8s.io/pod-networks/cri-proxy/pkg/attach"
+	"sigs.k8s.io/pod-networks/cri-proxy/pkg/attachment"
 	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
@@ -129,8 +129,8 @@ func TestPodsWritesNetworkStatus(t *testing.T) {
 	defer cancel()
 	pods := NewPods(c, "primary")
 	go pods.Run(ctx)
-	pods.PublishPod(attach.PodRef{Namespace: "team", Name: "web", UID: "uid-1", SandboxID: "sb1"}, []string{"10.244.1.5"},
-		[]attach.Attachment{{Network: "blue", Interface: "net1", MAC: "02:00:00:00:00:01", IPs: []string{"10.251.1.7/24"}}})
+	pods.PublishPod(attachment.PodRef{Namespace: "team", Name: "web", UID: "uid-1", SandboxID: "sb1"}, []string{"10.244.1.5"},
+		[]attachment.Attachment{{Network: "blue", Interface: "net1", MAC: "02:00:00:00:00:01", IPs: []string{"10.251.1.7/24"}}})
 	want, err := netrequest.FormatNetworkStatus([]netrequest.NetworkStatus{
 		{Name: "primary", Interface: "eth0", IPs: []string{"10.244.1.5"}, Default: true},
 		{Name: "blue", Interface: "net1", IPs: []string{"10.251.1.7"}, MAC: "02:00:00:00:00:01"},
@@ -155,7 +155,7 @@ func TestPodsGivesUpOnDeletedPod(t *testing.T) {
 	defer cancel()
 	pods := NewPods(c, "primary")
 	go pods.Run(ctx)
-	pods.PublishPod(attach.PodRef{Namespace: "team", Name: "gone", UID: "u"}, nil, nil)
+	pods.PublishPod(attachment.PodRef{Namespace: "team", Name: "gone", UID: "u"}, nil, nil)
 	waitFor(t, "the PATCH", func() bool { return p.get() == 1 })
 	time.Sleep(300 * time.Millisecond) // longer than the first two backoffs
 	if got := p.get(); got != 1 {

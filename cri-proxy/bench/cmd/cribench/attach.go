@@ -9,13 +9,15 @@ import (
 	"strings"
 	"time"
 
-	"sigs.k8s.io/pod-networks/cri-proxy/pkg/attach"
+	"sigs.k8s.io/pod-networks/cri-proxy/pkg/attachment"
+	"sigs.k8s.io/pod-networks/cri-proxy/pkg/catalog"
+	"sigs.k8s.io/pod-networks/cri-proxy/pkg/cniexec"
 )
 
 // attachNetworks is how many networks the attach benchmark gives a pod.
 const attachNetworks = 4
 
-// compareAttach times RunPodSandbox's attach step, attach.Manager.Attach,
+// compareAttach times RunPodSandbox's attach step, attachment.Manager.Attach,
 // for a pod asking for four macvlan networks (real plugins, a real network
 // namespace, a bridge master): one after another (concurrency 1, the
 // baseline) against in parallel (concurrency 4, measured), interleaved
@@ -53,7 +55,7 @@ func compareAttach(ctx context.Context, o options) (res result, retErr error) {
 	if err := os.Mkdir(netDir, 0o755); err != nil {
 		return result{}, err
 	}
-	var reqs []attach.Request
+	var reqs []attachment.Request
 	for i := 1; i <= attachNetworks; i++ {
 		name := fmt.Sprintf("mv%d", i)
 		conf := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": %q, "plugins": [
@@ -62,19 +64,19 @@ func compareAttach(ctx context.Context, o options) (res result, retErr error) {
 		if err := os.WriteFile(filepath.Join(netDir, name+".conflist"), []byte(conf), 0o644); err != nil {
 			return result{}, err
 		}
-		reqs = append(reqs, attach.Request{Name: name, Interface: fmt.Sprintf("net%d", i)})
+		reqs = append(reqs, attachment.Request{Name: name, Interface: fmt.Sprintf("net%d", i)})
 	}
 	// Plugins run as the daemon runs them by default (-plugin-gomaxprocs).
-	plugins := attach.NewPluginExec(attach.PluginGOMAXPROCS(o.pluginGOMAXPROCS))
-	store, err := attach.NewStore(attach.StoreConfig{Dir: netDir, BinDirs: []string{o.cniBinDir}, Exec: plugins})
+	plugins := cniexec.New(cniexec.Options{Env: cniexec.GOMAXPROCS(o.pluginGOMAXPROCS)})
+	store, err := catalog.New(catalog.Config{Dir: netDir, BinDirs: []string{o.cniBinDir}, Exec: plugins})
 	if err != nil {
 		return result{}, err
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	store.Start(sctx)
-	manager := func(name string, concurrency int) (*attach.Manager, error) {
-		return attach.NewManager(store, attach.Config{
+	manager := func(name string, concurrency int) (*attachment.Manager, error) {
+		return attachment.NewManager(store, attachment.Config{
 			StateDir: filepath.Join(dir, name, "state"), CacheDir: filepath.Join(dir, name, "cache"),
 			BinDirs: []string{o.cniBinDir}, Concurrency: concurrency, Timeout: 30 * time.Second, Exec: plugins})
 	}
@@ -86,8 +88,8 @@ func compareAttach(ctx context.Context, o options) (res result, retErr error) {
 	if err != nil {
 		return result{}, err
 	}
-	round := func(m *attach.Manager, id string) (time.Duration, error) {
-		pod := attach.PodRef{Namespace: "bench", Name: id, UID: id, SandboxID: id}
+	round := func(m *attachment.Manager, id string) (time.Duration, error) {
+		pod := attachment.PodRef{Namespace: "bench", Name: id, UID: id, SandboxID: id}
 		start := time.Now()
 		atts, err := m.Attach(ctx, pod, netnsPath, reqs)
 		d := time.Since(start)
@@ -102,7 +104,7 @@ func compareAttach(ctx context.Context, o options) (res result, retErr error) {
 	var seq, par []time.Duration
 	for i := range o.attachWarmup + o.attach {
 		type side struct {
-			m   *attach.Manager
+			m   *attachment.Manager
 			out *[]time.Duration
 		}
 		order := [2]side{{sequential, &seq}, {parallel, &par}}

@@ -1,0 +1,199 @@
+package attachment
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/utils"
+)
+
+// recordVersion is the version of the record format.
+const recordVersion = 1
+
+// recordState is where a sandbox's attachments are in their life.
+type recordState string
+
+const (
+	// stateAttaching: the ADDs may be running. On load this means the
+	// process that ran them died: the record is treated as detaching.
+	stateAttaching recordState = "attaching"
+	// stateAttached: every ADD succeeded.
+	stateAttached recordState = "attached"
+	// stateDetaching: the attachments are to be deleted; those listed
+	// failed to delete so far (or were never tried).
+	stateDetaching recordState = "detaching"
+)
+
+// record is what is known of one sandbox's attachments, persisted as
+// <StateDir>/<sandboxID>.json before the first ADD so that a process killed
+// at any point can DEL later with the very config it used. Records in the
+// Manager's map are never modified: changes replace them.
+type record struct {
+	Version     int                  `json:"version"`
+	Pod         PodRef               `json:"pod"`
+	NetNS       string               `json:"netns"`
+	State       recordState          `json:"state"`
+	Attachments []recordedAttachment `json:"attachments"`
+
+	// created is when this process created the record; zero for records
+	// loaded from disk.
+	created time.Time
+}
+
+// recordedAttachment is one network of a record.
+type recordedAttachment struct {
+	Network   string `json:"network"`
+	Interface string `json:"interface"`
+	// IPs and MAC are the request's, passed again on DEL.
+	IPs []string `json:"ips,omitempty"`
+	MAC string   `json:"mac,omitempty"`
+	// Config is the exact config list ADD was given.
+	Config []byte `json:"config"`
+	// Result is set once the ADD succeeded.
+	Result *Attachment `json:"result,omitempty"`
+}
+
+func (a recordedAttachment) request() Request {
+	return Request{Name: a.Network, Interface: a.Interface, IPs: a.IPs, MAC: a.MAC}
+}
+
+// attachment returns what the CNI result said, or the bare network and
+// interface while the ADD has not succeeded.
+func (a recordedAttachment) attachment() Attachment {
+	if a.Result != nil {
+		r := *a.Result
+		r.IPs = slices.Clone(r.IPs)
+		r.Gateways = slices.Clone(r.Gateways)
+		return r
+	}
+	return Attachment{Network: a.Network, Interface: a.Interface}
+}
+
+// clone returns a copy whose attachment slice may be changed.
+func (r *record) clone() *record {
+	c := *r
+	c.Attachments = slices.Clone(r.Attachments)
+	return &c
+}
+
+// recordFile returns the path of a sandbox's record.
+func recordFile(dir, sandboxID string) string {
+	return filepath.Join(dir, sandboxID+".json")
+}
+
+// writeRecord persists rec atomically and durably: a crash leaves either the
+// old record or the new one.
+func writeRecord(dir string, rec *record) (retErr error) {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+rec.Pod.SandboxID+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if retErr != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), recordFile(dir, rec.Pod.SandboxID)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// removeRecord deletes a sandbox's record; a missing one is not an error.
+func removeRecord(dir, sandboxID string) error {
+	if err := os.Remove(recordFile(dir, sandboxID)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// loadRecords reads every record in dir. Unreadable records are returned as
+// errors and skipped; temporaries of interrupted writes are removed.
+// Records of sandboxes whose ADDs were interrupted come back detaching.
+func loadRecords(dir string) (map[string]*record, []error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, []error{fmt.Errorf("state dir %s: %w", dir, err)}
+	}
+	records := map[string]*record{}
+	var errs []error
+	for _, e := range entries {
+		name := e.Name()
+		path := filepath.Join(dir, name)
+		if e.IsDir() {
+			continue
+		}
+		if strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".tmp") {
+			_ = os.Remove(path)
+			continue
+		}
+		id, ok := strings.CutSuffix(name, ".json")
+		if !ok {
+			continue
+		}
+		rec, err := readRecord(path, id)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("record %s: %w", path, err))
+			continue
+		}
+		records[id] = rec
+	}
+	return records, errs
+}
+
+func readRecord(path, sandboxID string) (*record, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rec record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, err
+	}
+	switch {
+	case rec.Version != recordVersion:
+		return nil, fmt.Errorf("unknown version %d", rec.Version)
+	case rec.Pod.SandboxID != sandboxID:
+		return nil, fmt.Errorf("sandbox %q does not match the file name", rec.Pod.SandboxID)
+	}
+	if err := utils.ValidateContainerID(sandboxID); err != nil {
+		return nil, err
+	}
+	for i, a := range rec.Attachments {
+		if len(a.Config) == 0 {
+			return nil, fmt.Errorf("attachment %d (%s): no config", i, a.Interface)
+		}
+	}
+	if rec.State != stateAttached {
+		rec.State = stateDetaching
+	}
+	return &rec, nil
+}

@@ -1,0 +1,121 @@
+package intercept
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"sigs.k8s.io/pod-networks/cri-proxy/pkg/attachment"
+	"sigs.k8s.io/pod-networks/pkg/criinfo"
+)
+
+// runPodSandbox forwards the call and, once containerd made the sandbox,
+// attaches the networks the pod asked for. If any attachment fails, the
+// others are rolled back (by the attacher) and the sandbox is stopped and
+// removed, so a failed call leaves nothing behind; the error names the
+// network and kubelet shows it in the pod's events.
+func (s *Server) runPodSandbox(ctx context.Context, req []byte, next func(context.Context, []byte) ([]byte, error)) (_ []byte, retErr error) {
+	var r runtimeapi.RunPodSandboxRequest
+	if err := proto.Unmarshal(req, &r); err != nil {
+		return next(ctx, req) // containerd reports malformed requests
+	}
+	cfg := r.GetConfig()
+	reqs, err := requestedNetworks(cfg)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "pod %s: invalid network request: %v", podName(cfg), err)
+	}
+	if len(reqs) == 0 {
+		return next(ctx, req)
+	}
+	if cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtimeapi.NamespaceMode_NODE {
+		return nil, status.Errorf(codes.InvalidArgument,
+			"pod %s: a host-network pod cannot request networks (it has no network namespace of its own)", podName(cfg))
+	}
+	if missing := missingNetworks(reqs, s.networks.Available()); len(missing) > 0 {
+		return nil, status.Errorf(codes.FailedPrecondition, "pod %s: network(s) %s not available on this node",
+			podName(cfg), strings.Join(missing, ", "))
+	}
+
+	resp, err := next(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	var rr runtimeapi.RunPodSandboxResponse
+	if err := proto.Unmarshal(resp, &rr); err != nil {
+		return nil, status.Errorf(codes.Internal, "pod %s: decode RunPodSandbox response: %v", podName(cfg), err)
+	}
+	id := rr.GetPodSandboxId()
+	defer func() {
+		if retErr != nil {
+			s.removeSandbox(ctx, id, cfg)
+		}
+	}()
+	netns, primaryIPs, err := s.sandboxNetwork(ctx, id)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "pod %s: sandbox %s: %v", podName(cfg), id, err)
+	}
+	pod := podRef(cfg, id)
+	atts, err := s.attacher.Attach(ctx, pod, netns, reqs)
+	if err != nil {
+		return nil, status.Errorf(codes.Unknown, "pod %s: attach networks: %v", podName(cfg), err)
+	}
+	klog.FromContext(ctx).V(2).Info("attached networks", "pod", podName(cfg), "sandbox", id, "attachments", len(atts))
+	if s.publisher != nil {
+		s.publisher.PublishPod(pod, primaryIPs, atts)
+	}
+	return resp, nil
+}
+
+func missingNetworks(reqs []attachment.Request, available []string) []string {
+	var missing []string
+	for _, r := range reqs {
+		if _, found := slices.BinarySearch(available, r.Name); !found {
+			missing = append(missing, fmt.Sprintf("%q", r.Name))
+		}
+	}
+	return missing
+}
+
+// removeSandbox undoes a sandbox whose networks could not be attached.
+func (s *Server) removeSandbox(ctx context.Context, id string, cfg *runtimeapi.PodSandboxConfig) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.rollbackTimeout)
+	defer cancel()
+	logger := klog.FromContext(ctx).WithValues("pod", podName(cfg), "sandbox", id)
+	if _, err := s.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+		logger.Error(err, "roll back: stop sandbox")
+		return
+	}
+	if _, err := s.runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+		logger.Error(err, "roll back: remove sandbox")
+	}
+}
+
+// sandboxNetwork returns the sandbox's network namespace path and primary
+// addresses, from containerd's verbose PodSandboxStatus.
+func (s *Server) sandboxNetwork(ctx context.Context, id string) (string, []string, error) {
+	st, err := s.runtime.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id, Verbose: true})
+	if err != nil {
+		return "", nil, fmt.Errorf("status: %w", err)
+	}
+	netns, err := criinfo.NetNSPath(st.GetInfo()["info"])
+	if err != nil {
+		return "", nil, err
+	}
+	var ips []string
+	if n := st.GetStatus().GetNetwork(); n != nil {
+		if n.Ip != "" {
+			ips = append(ips, n.Ip)
+		}
+		for _, ip := range n.AdditionalIps {
+			ips = append(ips, ip.GetIp())
+		}
+	}
+	return netns, ips, nil
+}
