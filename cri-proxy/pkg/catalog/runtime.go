@@ -49,8 +49,8 @@ func runtimeNetworks(dir string) []runtimeNetwork {
 // in: <dataDir>/<network name> for every host-local IPAM in the list.
 func leaseDirs(name string, conf []byte) []string {
 	var list struct {
-		Type     string `json:"type"`
-		IPAM     ipam   `json:"ipam"`
+		Type    string `json:"type"`
+		IPAM    ipam   `json:"ipam"`
 		Plugins []struct {
 			IPAM ipam `json:"ipam"`
 		} `json:"plugins"`
