@@ -11,4 +11,10 @@
 // Down undoes everything Up changed on the host: processes, mounts, network
 // namespaces, links, cgroups, iptables chains and sysctls. Snapshot captures
 // that host state so tests can prove it.
+//
+// Fault tests break a running cluster on purpose (faults.go): KillProxy and
+// StartProxy crash and restart a node's CRI proxy, RestartContainerd
+// restarts its containerd under running pods, and NodeState lists what a
+// node's pods hold on the host (leases, links, network namespaces, proxy
+// records) to show that nothing leaked.
 package localcluster

@@ -1,14 +1,12 @@
 package localcluster
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -21,6 +19,9 @@ type daemon struct {
 	path string
 	args []string
 	env  []string
+	// restart appends to the log (kept across a restart: the post-mortem of
+	// a fault test needs both lives) instead of truncating it.
+	restart bool
 }
 
 // proc is a started daemon.
@@ -38,11 +39,18 @@ func (o *Options) startDaemon(d daemon) (*proc, error) {
 		return nil, fmt.Errorf("%s: binary missing (run make build): %w", d.name, err)
 	}
 	logPath := o.LogPath(d.name)
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	mode := os.O_TRUNC
+	if d.restart {
+		mode = os.O_APPEND
+	}
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|mode, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("%s: open log: %w", d.name, err)
 	}
 	defer logFile.Close()
+	if d.restart {
+		fmt.Fprintf(logFile, "# restarted at %s\n", time.Now().Format(time.RFC3339Nano))
+	}
 	cmd := exec.Command(d.path, d.args...)
 	cmd.Env = append(baseEnv(o.BinDir), d.env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -127,19 +135,14 @@ func startTime(pid int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	// The command name (field 2) may hold spaces: fields start after ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	state, start, err := parseStat(b)
+	if err != nil {
+		return 0, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
 	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	if f[0] == "Z" || f[0] == "X" {
+	if state == "Z" || state == "X" {
 		return 0, fmt.Errorf("process %d is a zombie", pid)
 	}
-	return strconv.ParseUint(f[19], 10, 64)
+	return start, nil
 }
 
 // recorded is a daemon known from its pid file.

@@ -10,13 +10,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"sigs.k8s.io/pod-networks/internal/localcluster"
+	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
 // readyTarget is the bring-up time the project aims for (binaries built).
 const readyTarget = 20 * time.Second
 
 // demo brings a fresh cluster up and shows, per node, a pod Running with the
-// address it sees on eth0 inside its network namespace.
+// address it sees on eth0 inside its network namespace, then the networks
+// scenario (demo_networks.go), then deletes the demo pods and shows every
+// node's leases released.
 func demo(ctx context.Context, o localcluster.Options, out io.Writer) error {
 	if err := localcluster.Down(ctx, o); err != nil {
 		return fmt.Errorf("tear down the previous cluster: %w", err)
@@ -67,6 +70,11 @@ func demo(ctx context.Context, o localcluster.Options, out io.Writer) error {
 			return err
 		}
 	}
+	released, err := demoReleaseLeases(ctx, c, cs, out)
+	if err != nil {
+		return err
+	}
+	netTimings = append(netTimings, released)
 
 	fmt.Fprintf(out, "\n== Summary\n")
 	verdict := "within"
@@ -81,14 +89,19 @@ func demo(ctx context.Context, o localcluster.Options, out io.Writer) error {
 	for _, l := range netTimings {
 		fmt.Fprintf(out, "  %s\n", l)
 	}
+	image, err := c.ToolboxImage()
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(out, `
 The cluster is still up. Next:
   export KUBECONFIG=%s
   %s/kubectl get nodes -o wide
-  %s/kubectl exec demo-node1 -- ip addr
-  %s/kubectl get pod demo-networks -o jsonpath='{.metadata.annotations}'
+  %s/kubectl run try --image=%s --image-pull-policy=Never --annotations=%s=blue,red -- sleep 3600
+  %s/kubectl exec try -- ip -4 -o addr
+  %s/kubectl get events --field-selector reason=FailedCreatePodSandBox
   logs: %s
   make down
-`, c.Kubeconfig(), c.BinDir, c.BinDir, c.BinDir, c.LogPath("<component>"))
+`, c.Kubeconfig(), c.BinDir, c.BinDir, image, netrequest.AnnotationKey, c.BinDir, c.BinDir, c.LogPath("<component>"))
 	return nil
 }

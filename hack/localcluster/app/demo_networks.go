@@ -25,11 +25,14 @@ import (
 // networks; a pod asking for blue and red, placed on the node that has both,
 // with the addresses it sees inside; a pod asking for green, which no node
 // has, Pending with the reason; then a node gaining green and the pod
-// scheduled there. It returns timing lines for the summary.
+// scheduled there; then a pod asking for broken, whose plugin chain fails
+// mid-way, with the event naming the network and the cause. It returns
+// timing lines for the summary.
 func demoNetworksScenario(ctx context.Context, c *localcluster.Cluster, cs kubernetes.Interface, out io.Writer) ([]string, error) {
 	fmt.Fprintf(out, "\n== Networks each node's CRI proxy publishes (node annotation %s)\n", netrequest.AnnotationKey)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tNETWORKS")
+	published := map[string]bool{} // networks some node has
 	for _, n := range c.NodeList() {
 		var v string
 		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
@@ -43,6 +46,9 @@ func demoNetworksScenario(ctx context.Context, c *localcluster.Cluster, cs kuber
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%s: no %s annotation: %w", n.Name, netrequest.AnnotationKey, err)
+		}
+		for _, name := range strings.Split(v, ",") {
+			published[name] = true
 		}
 		if v == "" {
 			v = "(none)"
@@ -163,10 +169,56 @@ func demoNetworksScenario(ctx context.Context, c *localcluster.Cluster, cs kuber
 	}
 	requeued := time.Since(gained)
 	fmt.Fprintf(out, "demo-green scheduled on %s %.2fs after the file appeared (proxy publishes, scheduler requeues)\n", node, requeued.Seconds())
-	return []string{
+	timings := []string{
 		fmt.Sprintf("pod with 2 extra networks created to Running: %.1fs", running.Seconds()),
 		fmt.Sprintf("node gains a network to the waiting pod scheduled: %.2fs", requeued.Seconds()),
-	}, nil
+	}
+	if published["broken"] {
+		t, err := demoBrokenNetwork(ctx, c, cs, out)
+		if err != nil {
+			return nil, err
+		}
+		timings = append(timings, t)
+	}
+	return timings, nil
+}
+
+// demoBrokenNetwork creates a pod asking for "broken", whose chain gets an
+// address from host-local and then fails in the tuning plugin, and prints
+// the FailedCreatePodSandBox event kubelet records: the proxy's error names
+// the network and the plugin's cause.
+func demoBrokenNetwork(ctx context.Context, c *localcluster.Cluster, cs kubernetes.Interface, out io.Writer) (string, error) {
+	fmt.Fprintf(out, "\n== Pod demo-broken asks for \"broken\": bridge + host-local, then tuning with a sysctl that does not exist\n")
+	start := time.Now()
+	if err := createWithNetworks(ctx, c, cs, "demo-broken", "broken"); err != nil {
+		return "", err
+	}
+	var msg string
+	sel := fields.Set{"involvedObject.name": "demo-broken", "reason": "FailedCreatePodSandBox"}.String()
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: sel})
+		if err != nil {
+			return false, err
+		}
+		for _, ev := range evs.Items {
+			if strings.Contains(ev.Message, `"broken"`) {
+				msg = ev.Message
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("demo-broken: no FailedCreatePodSandBox event naming the network broken: %w", err)
+	}
+	failed := time.Since(start)
+	p, err := cs.CoreV1().Pods("default").Get(ctx, "demo-broken", metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(out, "not started on %s (%s); event FailedCreatePodSandBox:\n  %s\n", p.Spec.NodeName, p.Status.Phase, msg)
+	fmt.Fprintf(out, "the proxy rolled the chain back (the address is given back) and kubelet retries with backoff\n")
+	return fmt.Sprintf("pod with a failing network created to its FailedCreatePodSandBox event: %.1fs", failed.Seconds()), nil
 }
 
 // createWithNetworks creates a toolbox pod asking for request, placed by
