@@ -169,12 +169,12 @@ func TestReconcileStopsSandboxesWithoutTheirNetworks(t *testing.T) {
 	}
 	e.advance(time.Minute)
 	snap := Snapshot{Taken: e.clock(), Sandboxes: []Sandbox{
-		{ID: "sb-dead", Pod: podN("dead"), Ready: true},         // intent, no record: stop
-		{ID: "sb-inflight", Pod: podN("inflight"), Ready: true}, // its call runs here: keep
-		{ID: "sb-attached", Pod: podN("attached"), Ready: true}, // has its networks: keep
+		{ID: "sb-dead", Pod: podN("dead"), Ready: true},                                // intent, no record: stop
+		{ID: "sb-inflight", Pod: podN("inflight"), Ready: true},                        // its call runs here: keep
+		{ID: "sb-attached", Pod: podN("attached"), Ready: true},                        // has its networks: keep
 		{ID: "sb-annotated", Pod: podN("annotated"), Ready: true, WantsNetworks: true}, // stop
-		{ID: "sb-plain", Pod: podN("plain"), Ready: true},                             // asked for nothing
-		{ID: "sb-gone", Pod: podN("gone"), WantsNetworks: true},                       // not ready
+		{ID: "sb-plain", Pod: podN("plain"), Ready: true},                              // asked for nothing
+		{ID: "sb-gone", Pod: podN("gone"), WantsNetworks: true},                        // not ready
 	}}
 	if err := m.Reconcile(ctx, snap); err != nil {
 		t.Fatal(err)
