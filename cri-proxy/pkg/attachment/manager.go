@@ -22,9 +22,11 @@ import (
 const (
 	DefaultConcurrency = 4
 	DefaultTimeout     = 30 * time.Second
-	// DefaultIntentTTL outlasts kubelet's RunPodSandbox deadline (4 min):
-	// the runtime may still make the sandbox of an interrupted call.
-	DefaultIntentTTL = 5 * time.Minute
+	// DefaultIntentTTL is how long the runtime is given to finish the
+	// sandbox of an interrupted RunPodSandbox (its caller is gone, so it
+	// gives up on the first step that checks). A sandbox that appears
+	// later is still refused by Admit when kubelet creates a container.
+	DefaultIntentTTL = time.Minute
 )
 
 // Config configures a Manager.
@@ -45,7 +47,7 @@ type Config struct {
 	Timeout time.Duration
 	// IntentTTL is how long an intent whose sandbox never appeared is kept
 	// (measured from its creation to the time of a Reconcile's list).
-	// Default 5m.
+	// Default 1m.
 	IntentTTL time.Duration
 	// Runtime stops sandboxes that must not run without their networks.
 	// Required.
