@@ -3,9 +3,11 @@ package forward_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +29,49 @@ const maxMsg = 16 << 20
 type fakeRuntime struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 	blocked chan struct{} // closed when a blocking call started
+	ended   chan struct{} // closed when a blocking call saw its context end
+	bigSent chan struct{} // closed when GetContainerEvents sent its big event
+}
+
+// block waits for ctx to end, telling the test it started and saw the end.
+func (f *fakeRuntime) block(ctx context.Context) error {
+	close(f.blocked)
+	<-ctx.Done()
+	close(f.ended)
+	return ctx.Err()
+}
+
+// ExecSync, with metadata block=true, blocks until the call ends.
+func (f *fakeRuntime) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if len(md.Get("block")) > 0 {
+		return nil, f.block(ctx)
+	}
+	return &runtimeapi.ExecSyncResponse{Stdout: []byte(req.GetContainerId())}, nil
+}
+
+// ReopenContainerLog answers the request headers it got as headers:
+// x-content-type, x-user-agent, x-keys (the metadata keys, sorted), and
+// x-timeout, what is left of its deadline.
+func (f *fakeRuntime) ReopenContainerLog(ctx context.Context, _ *runtimeapi.ReopenContainerLogRequest) (*runtimeapi.ReopenContainerLogResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	keys := slices.Sorted(maps.Keys(md))
+	var timeout time.Duration
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	_ = grpc.SetHeader(ctx, metadata.Pairs("x-content-type", strings.Join(md.Get("content-type"), ","),
+		"x-user-agent", strings.Join(md.Get("user-agent"), ","), "x-keys", strings.Join(keys, ","),
+		"x-timeout", timeout.String()))
+	return &runtimeapi.ReopenContainerLogResponse{}, nil
+}
+
+// ContainerStatus sends headers (a binary one too), then fails with
+// details and a trailer.
+func (f *fakeRuntime) ContainerStatus(ctx context.Context, _ *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
+	_ = grpc.SetHeader(ctx, metadata.Pairs("x-header", "status", "x-raw-bin", string([]byte{0xff, 0, 0x80})))
+	_ = grpc.SetTrailer(ctx, metadata.Pairs("x-trailer", "t1", "x-trailer", "t2", "x-t-bin", string([]byte{9, 8, 7})))
+	return nil, errorWithDetails()
 }
 
 // Version echoes the request's x-echo metadata as header and trailer.
@@ -89,16 +134,23 @@ func (f *fakeRuntime) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSan
 }
 
 // GetContainerEvents sends three events, then fails with Aborted; with
-// metadata block=true it sends one and waits for the call to end.
+// metadata block=true it sends one and waits for the call to end; with
+// metadata big=true it sends an event of almost 16 MiB and waits.
 func (f *fakeRuntime) GetContainerEvents(_ *runtimeapi.GetEventsRequest, s runtimeapi.RuntimeService_GetContainerEventsServer) error {
 	md, _ := metadata.FromIncomingContext(s.Context())
+	if len(md.Get("big")) > 0 {
+		if err := s.Send(&runtimeapi.ContainerEventResponse{ContainerId: strings.Repeat("b", maxMsg-1024)}); err != nil {
+			return err
+		}
+		close(f.bigSent)
+		<-s.Context().Done()
+		return s.Context().Err()
+	}
 	if len(md.Get("block")) > 0 {
 		if err := s.Send(&runtimeapi.ContainerEventResponse{ContainerId: "first"}); err != nil {
 			return err
 		}
-		close(f.blocked)
-		<-s.Context().Done()
-		return s.Context().Err()
+		return f.block(s.Context())
 	}
 	for i := range 3 {
 		if err := s.Send(&runtimeapi.ContainerEventResponse{ContainerId: fmt.Sprint(i)}); err != nil {
@@ -153,7 +205,7 @@ type env struct {
 	client  runtimeapi.RuntimeServiceClient
 }
 
-func socketDir(t *testing.T) string {
+func socketDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "forward")
 	if err != nil {
@@ -171,7 +223,7 @@ func startRuntime(t *testing.T, socket string) (*fakeRuntime, *grpc.Server) {
 		t.Fatal(err)
 	}
 	s := grpc.NewServer(grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg))
-	f := &fakeRuntime{blocked: make(chan struct{})}
+	f := &fakeRuntime{blocked: make(chan struct{}), ended: make(chan struct{}), bigSent: make(chan struct{})}
 	runtimeapi.RegisterRuntimeServiceServer(s, f)
 	s.RegisterService(&echoService, nil)
 	go s.Serve(l)
@@ -195,17 +247,26 @@ func startProxy(t *testing.T, dir, upstream string, o forward.Options) *env {
 	}
 	e := &env{dir: dir, proxy: p, served: make(chan error, 1)}
 	go func() { e.served <- p.Serve(l) }()
+	t.Cleanup(func() { p.Close() })
 	t.Cleanup(p.Stop)
-	e.conn, err = grpc.NewClient("unix://"+socket,
+	e.conn = dial(t, socket)
+	e.client = runtimeapi.NewRuntimeServiceClient(e.conn)
+	return e
+}
+
+// dial connects to a unix socket as kubelet does, with kubelet's 16 MiB
+// limit unless opts say otherwise.
+func dial(t *testing.T, socket string, opts ...grpc.CallOption) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient("unix://"+socket,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithAuthority("localhost"),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)))
+		grpc.WithDefaultCallOptions(append([]grpc.CallOption{grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)}, opts...)...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.conn.Close() })
-	e.client = runtimeapi.NewRuntimeServiceClient(e.conn)
-	return e
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 // newEnv starts a fake runtime and a proxy in front of it.

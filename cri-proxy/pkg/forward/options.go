@@ -25,16 +25,20 @@ type Options struct {
 	// Upstream is the runtime's (containerd's) unix socket path.
 	Upstream string
 	// MaxMsgSize bounds the messages of intercepted calls: the client's
-	// request and the runtime's answers to next; DefaultMaxMsgSize when
-	// zero. Forwarded calls are not bounded by the proxy: the client and
-	// the runtime apply their own limits.
+	// request and the runtime's answers to next (and those of RuntimeConn's
+	// calls by default); DefaultMaxMsgSize when zero. Forwarded requests
+	// are bounded by DefaultMaxMsgSize, kubelet's and containerd's limit
+	// (or MaxMsgSize if larger); forwarded answers are not bounded by the
+	// proxy: the client applies its own limit.
 	MaxMsgSize int
-	// Intercept holds the handlers of the intercepted methods, keyed by
-	// full method name, e.g. "/runtime.v1.RuntimeService/RunPodSandbox".
-	// Every other method is forwarded untouched.
+	// Intercept holds the handlers of the intercepted methods, unary
+	// ones, keyed by full method name, e.g.
+	// "/runtime.v1.RuntimeService/RunPodSandbox". Every other method is
+	// forwarded untouched.
 	Intercept map[string]UnaryHandler
 	// Observe, when set, is called once at the end of every call, forwarded
-	// or intercepted, with its full method name, duration and status code.
-	// It runs on the call's path and must be cheap.
+	// or intercepted, with its full method name, duration and status code,
+	// just before the status is sent. It runs on the call's path and must
+	// be cheap.
 	Observe func(method string, d time.Duration, code codes.Code)
 }
