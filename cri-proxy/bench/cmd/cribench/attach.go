@@ -3,101 +3,76 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
+	"io"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"k8s.io/klog/v2"
 
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/attachment"
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/catalog"
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/cniexec"
 )
 
-// attachNetworks is how many networks the attach benchmark gives a pod.
-const attachNetworks = 4
+// attachResult is the attach benchmark's medians and paired ratio.
+type attachResult struct {
+	sequential, parallel time.Duration
+	paired               float64 // median of parallel/sequential per round
+}
 
-// compareAttach times RunPodSandbox's attach step, attachment.Manager.Attach,
-// for a pod asking for four macvlan networks (real plugins, a real network
-// namespace, a bridge master): one after another (concurrency 1, the
-// baseline) against in parallel (concurrency 4, measured), interleaved
-// round by round. Each round's attachments are detached, untimed.
-func compareAttach(ctx context.Context, o options) (res result, retErr error) {
-	if os.Geteuid() != 0 {
-		return result{}, fmt.Errorf("needs root (network namespaces, links); run as root or pass -attach 0")
-	}
-	for _, p := range []string{"macvlan", "host-local"} {
-		if _, err := os.Stat(filepath.Join(o.cniBinDir, p)); err != nil {
-			return result{}, fmt.Errorf("CNI plugin %s: %w (make build, or -cni-bin-dir)", p, err)
-		}
-	}
-	dir, err := os.MkdirTemp("", "cribench-attach-")
+// compareAttach times RunPodSandbox's attach step, attachment.Manager.Attach
+// called in-process (the daemon's code, not the daemon), for a pod asking
+// for every network of h (real macvlan and host-local plugins, a real
+// network namespace): one network after another (concurrency 1, the
+// baseline) against all at once (concurrency numNetworks, the daemon's
+// way), interleaved round by round. Each round's attachments are
+// detached, untimed.
+func compareAttach(ctx context.Context, o options, work string, h *hostNetworks) (attachResult, error) {
+	netnsPath, err := h.addNetns("attach")
 	if err != nil {
-		return result{}, err
+		return attachResult{}, err
 	}
-	defer os.RemoveAll(dir)
-	tag := fmt.Sprintf("cribench%d", os.Getpid()%100000)
-	master, netns := tag, tag
-	if err := ip("link", "add", master, "type", "bridge"); err != nil {
-		return result{}, err
-	}
-	defer ip("link", "del", master)
-	if err := ip("link", "set", master, "up"); err != nil {
-		return result{}, err
-	}
-	if err := ip("netns", "add", netns); err != nil {
-		return result{}, err
-	}
-	defer ip("netns", "del", netns)
-	netnsPath := filepath.Join("/run/netns", netns)
-
-	netDir, ipamDir := filepath.Join(dir, "networks"), filepath.Join(dir, "ipam")
-	if err := os.Mkdir(netDir, 0o755); err != nil {
-		return result{}, err
-	}
+	defer ip("netns", "del", filepath.Base(netnsPath))
 	var reqs []attachment.Request
-	for i := 1; i <= attachNetworks; i++ {
-		name := fmt.Sprintf("mv%d", i)
-		conf := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": %q, "plugins": [
-  {"type": "macvlan", "master": %q, "mode": "bridge",
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.254.%d.0/24"}]], "dataDir": %q}}]}`, name, master, i, ipamDir)
-		if err := os.WriteFile(filepath.Join(netDir, name+".conflist"), []byte(conf), 0o644); err != nil {
-			return result{}, err
-		}
-		reqs = append(reqs, attachment.Request{Name: name, Interface: fmt.Sprintf("net%d", i)})
+	for i, n := range h.names {
+		reqs = append(reqs, attachment.Request{Name: n, Interface: fmt.Sprintf("net%d", i+1)})
 	}
+	// The catalog logs through klog in this process: errors only.
+	klog.LogToStderr(false)
+	klog.SetOutput(io.Discard)
 	// Plugins run as the daemon runs them by default (-plugin-gomaxprocs).
 	plugins := cniexec.New(cniexec.Options{Env: cniexec.GOMAXPROCS(o.pluginGOMAXPROCS)})
-	store, err := catalog.New(catalog.Config{Dir: netDir, BinDirs: []string{o.cniBinDir}, Exec: plugins})
+	store, err := catalog.New(catalog.Config{Dir: h.dir, BinDirs: []string{o.cniBinDir}, Exec: plugins})
 	if err != nil {
-		return result{}, err
+		return attachResult{}, err
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	store.Start(sctx)
 	manager := func(name string, concurrency int) (*attachment.Manager, error) {
+		dir := filepath.Join(work, "attach-"+name)
 		return attachment.NewManager(store, attachment.Config{
-			StateDir: filepath.Join(dir, name, "state"), CacheDir: filepath.Join(dir, name, "cache"),
+			StateDir: filepath.Join(dir, "state"), CacheDir: filepath.Join(dir, "cache"),
 			BinDirs: []string{o.cniBinDir}, Concurrency: concurrency, Timeout: 30 * time.Second, Exec: plugins})
 	}
 	sequential, err := manager("sequential", 1)
 	if err != nil {
-		return result{}, err
+		return attachResult{}, err
 	}
-	parallel, err := manager("parallel", attachNetworks)
+	parallel, err := manager("parallel", numNetworks)
 	if err != nil {
-		return result{}, err
+		return attachResult{}, err
 	}
 	round := func(m *attachment.Manager, id string) (time.Duration, error) {
-		pod := attachment.PodRef{Namespace: "bench", Name: id, UID: id, SandboxID: id}
+		pod := attachment.PodRef{Namespace: "cribench", Name: id, UID: id, SandboxID: id}
 		start := time.Now()
 		atts, err := m.Attach(ctx, pod, netnsPath, reqs)
 		d := time.Since(start)
 		if err != nil {
 			return 0, err
 		}
-		if len(atts) != attachNetworks {
-			return 0, fmt.Errorf("%d attachments, want %d", len(atts), attachNetworks)
+		if len(atts) != len(reqs) {
+			return 0, fmt.Errorf("%d attachments, want %d", len(atts), len(reqs))
 		}
 		return d, m.Detach(ctx, id)
 	}
@@ -111,32 +86,15 @@ func compareAttach(ctx context.Context, o options) (res result, retErr error) {
 		if i%2 == 1 { // alternate which goes first
 			order[0], order[1] = order[1], order[0]
 		}
-		for _, s := range order {
-			d, err := round(s.m, fmt.Sprintf("sb%d-%d", i, len(*s.out)))
+		for j, s := range order {
+			d, err := round(s.m, fmt.Sprintf("%sattach%d-%d", h.tag, i, j))
 			if err != nil {
-				return result{}, err
+				return attachResult{}, err
 			}
 			if i >= o.attachWarmup {
 				*s.out = append(*s.out, d)
 			}
 		}
 	}
-	ratios := make([]float64, len(par))
-	for i := range par {
-		ratios[i] = float64(par[i]) / float64(seq[i])
-	}
-	return result{
-		name:     fmt.Sprintf("attach %d macvlan networks: sequential (baseline) vs parallel", attachNetworks),
-		baseline: median(seq),
-		measured: median(par),
-		paired:   median(ratios),
-		target:   ratioAtMost(0.6),
-	}, nil
-}
-
-func ip(args ...string) error {
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
+	return attachResult{sequential: median(seq), parallel: median(par), paired: median(pairedRatios(par, seq))}, nil
 }
