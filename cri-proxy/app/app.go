@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -78,8 +76,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	m := metrics.New()
 
-	conn, err := grpc.NewClient("unix://"+o.Upstream, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(forward.DefaultMaxMsgSize)))
+	// One connection to containerd for kubelet's calls and the proxy's own
+	// (16 MiB answers, quick reconnects).
+	conn, err := forward.Dial(o.Upstream, forward.DefaultMaxMsgSize)
 	if err != nil {
 		return fmt.Errorf("upstream %s: %w", o.Upstream, err)
 	}
@@ -118,7 +117,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	srv := intercept.New(attacher{mgr}, networks, runtime, pods)
-	proxy, err := forward.New(forward.Options{Upstream: o.Upstream, Intercept: srv.Handlers(), Observe: m.ObserveRPC})
+	proxy, err := forward.New(forward.Options{Conn: conn, Intercept: srv.Handlers(), Observe: m.ObserveRPC})
 	if err != nil {
 		return err
 	}
