@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/clientcmd"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -97,7 +97,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("kubeconfig: %w", err)
 		}
-		client, err := kubernetes.NewForConfig(cfg)
+		client, err := metadata.NewForConfig(cfg)
 		if err != nil {
 			return err
 		}
@@ -106,7 +106,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 			networks.OnChange(node.Set)
 			go node.Run(ctx)
 		}
-		p := publish.NewPods(client, o.DefaultNetwork)
+		p := publish.NewPodStatuses(client, o.DefaultNetwork)
 		go p.Run(ctx)
 		pods = p
 	}
