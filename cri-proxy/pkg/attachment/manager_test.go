@@ -390,7 +390,7 @@ func TestAttachCallerCancelStillRollsBack(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.fe.OnAdd = func(c fakecni.Call) {
 		if c.Network == "slow" {
-			go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+			cancel() // while the slow ADD runs
 		}
 	}
 	_, err := e.m.Attach(ctx, testPod, testNetNS, []Request{{Name: "fast", Interface: "net1"}, {Name: "slow", Interface: "net2"}})
