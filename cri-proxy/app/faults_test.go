@@ -244,6 +244,7 @@ func TestRunKillsOrphanedPlugins(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the orphaned plugin still runs")
 	}
+	waitUntil(t, func() bool { _, err := os.Stat(filepath.Join(dir, "p.sock")); return err == nil }) // serving
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
