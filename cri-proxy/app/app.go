@@ -2,7 +2,8 @@ package app
 
 import (
 	"context"
-	"errors"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -10,12 +11,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/clientcmd"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -39,7 +39,9 @@ func Main() {
 	}
 }
 
-// Run parses args and serves until ctx ends.
+// Run parses args and serves until ctx ends; then it stops accepting, lets
+// calls in flight finish for -shutdown-grace, and returns once every
+// intercepted call has returned (rollbacks included).
 func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("cri-proxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -60,18 +62,32 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	logger := klog.FromContext(ctx)
+
+	// Plugins a killed proxy left running must be gone before this one
+	// deletes anything: an ADD finishing after our DEL would leak.
+	instance, err := instanceID(o.StateDir)
+	if err != nil {
+		return err
+	}
+	if killed, err := cniexec.KillOrphans(ctx, instance); err != nil {
+		return err
+	} else if len(killed) > 0 {
+		logger.Info("killed plugin processes left by an earlier proxy", "pids", killed)
+	}
 	m := metrics.New()
 
-	conn, err := grpc.NewClient("unix://"+o.Upstream, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// One connection to containerd for kubelet's calls and the proxy's own
+	// (16 MiB answers, quick reconnects).
+	conn, err := forward.Dial(o.Upstream, forward.DefaultMaxMsgSize)
 	if err != nil {
 		return fmt.Errorf("upstream %s: %w", o.Upstream, err)
 	}
 	defer conn.Close()
 	runtime := runtimeapi.NewRuntimeServiceClient(conn)
 
-	plugins := cniexec.New(cniexec.Options{Env: cniexec.GOMAXPROCS(o.PluginGOMAXPROCS)})
-	store, err := catalog.New(catalog.Config{Dir: o.NetworksDir, BinDirs: o.CNIBinDirs, ResyncInterval: o.ResyncInterval,
-		Exec: plugins, Observer: m})
+	plugins := cniexec.New(cniexec.Options{Env: cniexec.GOMAXPROCS(o.PluginGOMAXPROCS), MaxProcesses: o.MaxPluginProcs, Instance: instance})
+	networks, err := catalog.New(catalog.Config{Dir: o.NetworksDir, RuntimeConfDir: o.RuntimeCNIConfDir, BinDirs: o.CNIBinDirs,
+		ResyncInterval: o.ResyncInterval, Exec: plugins, Observer: m})
 	if err != nil {
 		return err
 	}
@@ -81,27 +97,27 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("kubeconfig: %w", err)
 		}
-		client, err := kubernetes.NewForConfig(cfg)
+		client, err := metadata.NewForConfig(cfg)
 		if err != nil {
 			return err
 		}
 		if o.NodeAnnotation {
 			node := publish.NewNode(client, o.NodeName)
-			store.OnChange(node.Set)
+			networks.OnChange(node.Set)
 			go node.Run(ctx)
 		}
-		p := publish.NewPods(client, o.DefaultNetwork)
+		p := publish.NewPodStatuses(client, o.DefaultNetwork)
 		go p.Run(ctx)
 		pods = p
 	}
-	store.Start(ctx)
-	mgr, err := attachment.NewManager(store, attachment.Config{StateDir: o.StateDir, CacheDir: o.CNICacheDir, BinDirs: o.CNIBinDirs,
-		Concurrency: o.AttachConcurrency, Timeout: o.AttachTimeout, Exec: plugins, Observer: m})
+	networks.Start(ctx)
+	mgr, err := attachment.NewManager(networks, attachment.Config{StateDir: o.StateDir, CacheDir: o.CNICacheDir, BinDirs: o.CNIBinDirs,
+		Concurrency: o.AttachConcurrency, Timeout: o.AttachTimeout, Runtime: sandboxStopper{runtime}, Exec: plugins, Observer: m})
 	if err != nil {
 		return err
 	}
-	srv := intercept.New(mgr, store, runtime, pods)
-	proxy, err := forward.New(forward.Options{Upstream: o.Upstream, Intercept: srv.Handlers(), Observe: m.ObserveRPC})
+	srv := intercept.New(attacher{mgr}, networks, runtime, pods)
+	proxy, err := forward.New(forward.Options{Conn: conn, Intercept: srv.Handlers(), Observe: m.ObserveRPC})
 	if err != nil {
 		return err
 	}
@@ -120,19 +136,38 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		go func() { _ = hs.Serve(ml) }()
 		defer hs.Close()
 	}
-	go reconcileLoop(ctx, mgr, runtime, o.ReconcileInterval)
+	reconciled := make(chan struct{})
+	go func() {
+		defer close(reconciled)
+		reconcileLoop(ctx, mgr, runtime, o.ReconcileInterval)
+	}()
 
 	errc := make(chan error, 1)
 	go func() { errc <- proxy.Serve(l) }()
 	logger.Info("serving", "socket", o.Listen, "upstream", o.Upstream, "networksDir", o.NetworksDir)
 	select {
 	case <-ctx.Done():
-		proxy.Stop()
+		logger.Info("shutting down: draining calls in flight", "grace", o.ShutdownGrace)
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), o.ShutdownGrace)
+		defer scancel()
+		proxy.Shutdown(sctx)
 		<-errc
+		<-reconciled
 		return nil
 	case err := <-errc:
 		return err
 	}
+}
+
+// instanceID names this proxy's plugin processes by its state dir: a
+// restarted proxy with the same state dir finds what the old one left.
+func instanceID(stateDir string) (string, error) {
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return "", fmt.Errorf("state dir: %w", err)
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return hex.EncodeToString(sum[:8]), nil
 }
 
 // upstreamReady is /healthz: the proxy serves and containerd answers.
@@ -143,36 +178,4 @@ func upstreamReady(ctx context.Context, runtime runtimeapi.RuntimeServiceClient)
 		return fmt.Errorf("upstream: %w", err)
 	}
 	return nil
-}
-
-// reconcileLoop removes attachments whose sandbox no longer exists, at
-// start and then periodically: what a crash or a missed Stop left behind.
-func reconcileLoop(ctx context.Context, mgr *attachment.Manager, runtime runtimeapi.RuntimeServiceClient, every time.Duration) {
-	logger := klog.FromContext(ctx)
-	for {
-		if err := reconcile(ctx, mgr, runtime); err != nil && !errors.Is(err, context.Canceled) {
-			logger.Error(err, "reconcile attachments")
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(every):
-		}
-	}
-}
-
-func reconcile(ctx context.Context, mgr *attachment.Manager, runtime runtimeapi.RuntimeServiceClient) error {
-	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	list, err := runtime.ListPodSandbox(lctx, &runtimeapi.ListPodSandboxRequest{})
-	if err != nil {
-		return fmt.Errorf("list sandboxes: %w", err)
-	}
-	live := map[string]bool{}
-	for _, sb := range list.GetItems() {
-		if sb.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY {
-			live[sb.GetId()] = true
-		}
-	}
-	return mgr.Reconcile(ctx, live)
 }

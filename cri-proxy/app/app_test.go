@@ -84,6 +84,8 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"-attach-concurrency=0"}, "-attach-concurrency: 0 is not positive"},
+		{[]string{"-attach-concurrency=8", "-max-plugin-processes=4"}, "-max-plugin-processes: 4 is below -attach-concurrency (8)"},
+		{[]string{"-shutdown-grace=0s"}, "must be positive"},
 		{[]string{"-attach-timeout=0s"}, "must be positive"},
 		{[]string{"-kubeconfig=/k"}, "needs both -kubeconfig and -node-name"},
 		{[]string{"-listen="}, "-listen is required"},

@@ -40,7 +40,10 @@ func (m *Manager) Attach(ctx context.Context, pod PodRef, netns string, reqs []R
 	if err := validateAttach(pod, netns, reqs); err != nil {
 		return nil, err
 	}
-	unlock := m.lockSandbox(pod.SandboxID)
+	unlock, err := m.lockSandbox(ctx, pod.SandboxID)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 
 	if rec := m.record(pod.SandboxID); rec != nil {

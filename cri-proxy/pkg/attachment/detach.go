@@ -12,9 +12,19 @@ import "context"
 // stay recorded for a retry (by the next Detach or by Reconcile) and the
 // error names each of them: `network "blue" (interface net1): del: <cause>`.
 // A sandbox without attachments is not an error, so Detach is idempotent.
-// A Detach waits for an Attach of the same sandbox to finish.
-func (m *Manager) Detach(ctx context.Context, sandboxID string) error {
-	unlock := m.lockSandbox(sandboxID)
+// A Detach waits for an Attach of the same sandbox to finish, unless ctx
+// ends first; then it fails and the attachments stay recorded for
+// Reconcile. A failed Detach asks for a Reconcile soon.
+func (m *Manager) Detach(ctx context.Context, sandboxID string) (retErr error) {
+	defer func() {
+		if retErr != nil {
+			m.kickReconcile()
+		}
+	}()
+	unlock, err := m.lockSandbox(ctx, sandboxID)
+	if err != nil {
+		return err
+	}
 	defer unlock()
 	rec := m.record(sandboxID)
 	if rec == nil {

@@ -278,6 +278,7 @@ type realEnv struct {
 	netDir, stateDir, cacheDir, dataDir, scriptDir string
 	binDirs                                        []string
 	store                                          *catalog.Catalog
+	runtime                                        *fakeRuntime
 }
 
 func newRealEnv(t testing.TB) *realEnv {
@@ -286,7 +287,7 @@ func newRealEnv(t testing.TB) *realEnv {
 	base := t.TempDir()
 	e := &realEnv{
 		netDir: filepath.Join(base, "networks"), stateDir: filepath.Join(base, "state"), cacheDir: filepath.Join(base, "cache"),
-		dataDir: filepath.Join(base, "ipam"), scriptDir: filepath.Join(base, "bin"),
+		dataDir: filepath.Join(base, "ipam"), scriptDir: filepath.Join(base, "bin"), runtime: &fakeRuntime{},
 	}
 	for _, d := range []string{e.netDir, e.scriptDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -319,7 +320,7 @@ func (e *realEnv) script(t testing.TB, name, body string) {
 func (e *realEnv) manager(t testing.TB, cfg Config) *Manager {
 	t.Helper()
 	e.store.Refresh(context.Background())
-	cfg.StateDir, cfg.CacheDir, cfg.BinDirs = e.stateDir, e.cacheDir, e.binDirs
+	cfg.StateDir, cfg.CacheDir, cfg.BinDirs, cfg.Runtime = e.stateDir, e.cacheDir, e.binDirs, e.runtime
 	m, err := NewManager(e.store, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -61,6 +61,8 @@ type childConfig struct {
 	NetNS                      string
 	Pod                        PodRef
 	Requests                   []Request
+	// Instance marks the child's plugin processes (cniexec.Options).
+	Instance string
 }
 
 // runAttachChild attaches as a proxy would, and is killed while doing so.
@@ -74,10 +76,16 @@ func runAttachChild() error {
 		return err
 	}
 	store.Refresh(context.Background())
-	m, err := NewManager(store, Config{StateDir: cfg.StateDir, CacheDir: cfg.CacheDir, BinDirs: cfg.BinDirs, Timeout: time.Minute})
+	m, err := NewManager(store, Config{StateDir: cfg.StateDir, CacheDir: cfg.CacheDir, BinDirs: cfg.BinDirs, Timeout: time.Minute,
+		Runtime: &fakeRuntime{}, Exec: cniexec.New(cniexec.Options{Instance: cfg.Instance})})
 	if err != nil {
 		return err
 	}
+	in, err := m.Intend(cfg.Pod, cfg.Requests)
+	if err != nil {
+		return err
+	}
+	_ = in // the runtime made the sandbox; the proxy dies before settling
 	_, err = m.Attach(context.Background(), cfg.Pod, cfg.NetNS, cfg.Requests)
 	return fmt.Errorf("Attach returned (%v); it should have been killed", err)
 }
@@ -318,10 +326,11 @@ esac
 exit 0
 `
 
-// slowScript records its pid, then sleeps in ADD; DEL succeeds.
+// slowScript records its pid and starts a child that records its own in
+// marker.child, then sleeps in ADD; DEL succeeds.
 func slowScript(marker string) string {
 	return `case "$CNI_COMMAND" in
-ADD) echo $$ > ` + marker + `; exec sleep 60 ;;
+ADD) sleep 60 </dev/null >/dev/null 2>&1 & echo $! > ` + marker + `.child; echo $$ > ` + marker + `; exec sleep 60 ;;
 VERSION) echo '{"cniVersion": "1.0.0", "supportedVersions": ["0.4.0", "1.0.0", "1.1.0"]}' ;;
 esac
 exit 0
@@ -401,7 +410,10 @@ func readPid(t *testing.T, file string) int {
 
 // TestIntegrationRestartRecovery kills a proxy during Attach: one network is
 // attached, the other is half done (its bridge plugin ran, its second plugin
-// hangs). A new Manager on the same state dir cleans everything up.
+// hangs, with a child of its own). The plugin dies with the proxy; its child,
+// orphaned, is killed by the next proxy before anything is deleted. The new
+// Manager on the same state dir cleans everything up, and stops the sandbox,
+// which is still running without its networks.
 func TestIntegrationRestartRecovery(t *testing.T) {
 	e := newRealEnv(t)
 	master := hostBridge(t)
@@ -411,10 +423,12 @@ func TestIntegrationRestartRecovery(t *testing.T) {
 	e.addNetwork(t, "fast", macvlanNetwork("fast", master, "10.251.50.0/24", e.dataDir))
 	e.addNetwork(t, "slow", chainedNetwork("slow", br, "10.251.51.0/24", e.dataDir, "slowplug"))
 	netns := newNetNS(t)
+	instance := "it-" + filepath.Base(e.stateDir) + strconv.Itoa(os.Getpid())
 
+	sandbox := pod("killed1")
 	cfg, _ := json.Marshal(childConfig{
 		NetDir: e.netDir, StateDir: e.stateDir, CacheDir: e.cacheDir, BinDirs: e.binDirs, NetNS: netns.Path(),
-		Pod: pod("killed1"), Requests: []Request{{Name: "fast", Interface: "net1"}, {Name: "slow", Interface: "net2"}},
+		Pod: sandbox, Requests: []Request{{Name: "fast", Interface: "net1"}, {Name: "slow", Interface: "net2"}}, Instance: instance,
 	})
 	child := exec.Command(os.Args[0], "-test.run=^$")
 	child.Env = append(os.Environ(), roleEnv+"="+roleChild, configEnv+"="+string(cfg))
@@ -426,11 +440,13 @@ func TestIntegrationRestartRecovery(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- child.Wait() }()
 
-	// Kill it once the slow plugin runs and the fast network is attached.
+	// Kill it once the slow plugin and its child run and the fast network
+	// is attached.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		_, err := os.Stat(marker)
-		if err == nil && len(leases(t, e.dataDir, "fast")) == 1 {
+		_, err1 := os.Stat(marker)
+		_, err2 := os.Stat(marker + ".child")
+		if err1 == nil && err2 == nil && len(leases(t, e.dataDir, "fast")) == 1 {
 			break
 		}
 		select {
@@ -448,10 +464,19 @@ func TestIntegrationRestartRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-exited
-	// The hanging plugin outlives the proxy, as it would on a node.
-	slowPid := readPid(t, marker)
-	syscall.Kill(-slowPid, syscall.SIGKILL)
-	syscall.Kill(slowPid, syscall.SIGKILL)
+	slowPid, grandchild := readPid(t, marker), readPid(t, marker+".child")
+	t.Cleanup(func() { syscall.Kill(grandchild, syscall.SIGKILL) })
+	// The plugin dies with the proxy (parent-death signal); its own child
+	// does not.
+	for deadline := time.Now().Add(10 * time.Second); processRunning(slowPid); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			syscall.Kill(slowPid, syscall.SIGKILL)
+			t.Fatalf("the plugin (pid %d) outlived the proxy", slowPid)
+		}
+	}
+	if !processRunning(grandchild) {
+		t.Fatalf("the plugin's child (pid %d) is gone already: nothing for the sweep to prove", grandchild)
+	}
 
 	// What the killed proxy left behind.
 	rec, err := readRecord(recordFile(e.stateDir, "killed1"), "killed1")
@@ -467,14 +492,30 @@ func TestIntegrationRestartRecovery(t *testing.T) {
 		t.Errorf("links in the netns = %v, want net1 and net2", links)
 	}
 
+	// The next proxy: first the orphans, then the records.
+	killed, err := cniexec.KillOrphans(context.Background(), instance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(killed, grandchild) || processRunning(grandchild) {
+		t.Errorf("KillOrphans killed %v, want the plugin's child %d", killed, grandchild)
+	}
 	m := e.manager(t, Config{})
 	if got := m.Attachments("killed1"); len(got) != 2 {
 		t.Fatalf("Attachments() after restart = %v, want both networks", got)
 	}
-	if err := m.Reconcile(context.Background(), map[string]bool{}); err != nil {
+	// The sandbox still runs: the runtime made it, its networks never were.
+	snap := Snapshot{Taken: time.Now(), Sandboxes: []Sandbox{{ID: "killed1", Pod: sandbox, Ready: true}}}
+	if err := m.Reconcile(context.Background(), snap); err != nil {
 		t.Fatal(err)
 	}
+	if got := e.runtime.Stopped(); !slices.Equal(got, []string{"killed1"}) {
+		t.Errorf("stopped %v, want the sandbox", got)
+	}
 	assertClean(t, e, netns, br, "fast", "slow")
+	if files, _ := filepath.Glob(filepath.Join(e.stateDir, "intents", "*")); len(files) > 0 {
+		t.Errorf("intents left: %v", files)
+	}
 }
 
 // TestIntegrationGC leaks a host-local lease without any record or cache
@@ -504,7 +545,7 @@ func TestIntegrationGC(t *testing.T) {
 	if l := leases(t, e.dataDir, "addr"); len(l) != 2 {
 		t.Fatalf("leases = %v, want 2", l)
 	}
-	if err := m.Reconcile(ctx, map[string]bool{"kept1": true}); err != nil {
+	if err := m.Reconcile(ctx, Snapshot{Taken: time.Now(), Sandboxes: []Sandbox{{ID: "kept1", Pod: pod("kept1"), Ready: true}}}); err != nil {
 		t.Fatal(err)
 	}
 	l := leases(t, e.dataDir, "addr")

@@ -1,6 +1,7 @@
 package attachment
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -19,14 +20,19 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultConcurrency    = 4
-	DefaultTimeout        = 30 * time.Second
-	DefaultReconcileGrace = time.Minute
+	DefaultConcurrency = 4
+	DefaultTimeout     = 30 * time.Second
+	// DefaultIntentTTL is how long the runtime is given to finish the
+	// sandbox of an interrupted RunPodSandbox (its caller is gone, so it
+	// gives up on the first step that checks). A sandbox that appears
+	// later is still refused by Admit when kubelet creates a container.
+	DefaultIntentTTL = time.Minute
 )
 
 // Config configures a Manager.
 type Config struct {
-	// StateDir holds one record per sandbox with attachments. Required.
+	// StateDir holds one record per sandbox with attachments, and the
+	// intents (StateDir/intents). Required.
 	StateDir string
 	// CacheDir is libcni's cache. It must belong to this Manager alone:
 	// Reconcile deletes cached attachments it has no record of. Default
@@ -39,17 +45,26 @@ type Config struct {
 	Concurrency int
 	// Timeout bounds one network's ADD or DEL. Default 30s.
 	Timeout time.Duration
-	// ReconcileGrace protects attachments this process made recently from
-	// Reconcile: the caller's list of live sandboxes may predate them.
-	// Default 1m; negative protects nothing. Records loaded at start are
-	// never protected.
-	ReconcileGrace time.Duration
+	// IntentTTL is how long an intent whose sandbox never appeared is kept
+	// (measured from its creation to the time of a Reconcile's list).
+	// Default 1m.
+	IntentTTL time.Duration
+	// Runtime stops sandboxes that must not run without their networks.
+	// Required.
+	Runtime Runtime
 	// Exec runs plugins; nil runs the real binaries.
 	Exec invoke.Exec
 	// Observer receives durations, errors and counts; nil ignores them.
 	Observer Observer
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+}
+
+// Runtime is what a Manager asks of the container runtime.
+type Runtime interface {
+	// StopSandbox stops a sandbox: its containers and its network
+	// namespace. Kubelet then makes the pod a new sandbox.
+	StopSandbox(ctx context.Context, sandboxID string) error
 }
 
 // NetworkSource is what a Manager needs of a network store; *catalog.Catalog is one.
@@ -62,14 +77,19 @@ type NetworkSource interface {
 
 var _ NetworkSource = &catalog.Catalog{}
 
-// Manager attaches networks to sandboxes and detaches them. Operations on
-// one sandbox are serialized; different sandboxes proceed in parallel.
+// Manager attaches networks to sandboxes and detaches them, and makes sure
+// no sandbox runs containers without the networks its pod asked for.
+// Operations on one sandbox are serialized; different sandboxes proceed in
+// parallel.
 type Manager struct {
 	cfg      Config
 	networks NetworkSource
 	cni      *libcni.CNIConfig
 	obs      Observer
 	now      func() time.Time
+	runtime  Runtime
+	// kick asks the caller's reconcile loop for a Reconcile soon.
+	kick chan struct{}
 
 	// gcMu keeps GC apart from ADD and DEL: they hold it for reading
 	// around each plugin call, GC holds it for writing.
@@ -77,11 +97,13 @@ type Manager struct {
 
 	mu      sync.Mutex
 	records map[string]*record
+	intents map[sandboxKey]*Intent
 	locks   map[string]*sandboxLock
 }
 
+// sandboxLock is a mutex that a waiter can give up on (a channel of one).
 type sandboxLock struct {
-	mu   sync.Mutex
+	ch   chan struct{}
 	refs int
 }
 
@@ -107,8 +129,11 @@ func NewManager(source NetworkSource, cfg Config) (*Manager, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	if cfg.ReconcileGrace == 0 {
-		cfg.ReconcileGrace = DefaultReconcileGrace
+	if cfg.IntentTTL <= 0 {
+		cfg.IntentTTL = DefaultIntentTTL
+	}
+	if cfg.Runtime == nil {
+		return nil, errors.New("runtime: not set")
 	}
 	if cfg.Exec == nil {
 		cfg.Exec = cniexec.New(cniexec.Options{})
@@ -120,7 +145,7 @@ func NewManager(source NetworkSource, cfg Config) (*Manager, error) {
 		cfg.Now = time.Now
 	}
 	cfg.BinDirs = slices.Clone(cfg.BinDirs)
-	for _, dir := range []string{cfg.StateDir, cfg.CacheDir} {
+	for _, dir := range []string{cfg.StateDir, cfg.CacheDir, intentDir(cfg.StateDir)} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("state dir: %w", err)
 		}
@@ -132,14 +157,24 @@ func NewManager(source NetworkSource, cfg Config) (*Manager, error) {
 	if records == nil {
 		records = map[string]*record{}
 	}
+	intents, errs := loadIntents(cfg.StateDir)
+	for _, err := range errs {
+		klog.Background().Error(err, "skipping unreadable intent")
+	}
 	m := &Manager{
 		cfg:      cfg,
 		networks: source,
 		cni:      libcni.NewCNIConfigWithCacheDir(cfg.BinDirs, cfg.CacheDir, cfg.Exec),
 		obs:      cfg.Observer,
 		now:      cfg.Now,
+		runtime:  cfg.Runtime,
+		kick:     make(chan struct{}, 1),
 		records:  records,
+		intents:  intents,
 		locks:    map[string]*sandboxLock{},
+	}
+	for _, in := range intents {
+		in.m = m
 	}
 	m.mu.Lock()
 	m.reportInUseLocked()
@@ -176,25 +211,46 @@ func (m *Manager) Sandboxes() []string {
 	return ids
 }
 
-// lockSandbox serializes the operations on one sandbox.
-func (m *Manager) lockSandbox(id string) (unlock func()) {
+// Kicked receives when the Manager wants a Reconcile soon: an outcome it
+// could not settle on the call's path (an interrupted RunPodSandbox, a
+// failed DEL) waits for one.
+func (m *Manager) Kicked() <-chan struct{} { return m.kick }
+
+func (m *Manager) kickReconcile() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// lockSandbox serializes the operations on one sandbox. It gives up when
+// ctx ends first.
+func (m *Manager) lockSandbox(ctx context.Context, id string) (unlock func(), err error) {
 	m.mu.Lock()
 	l := m.locks[id]
 	if l == nil {
-		l = &sandboxLock{}
+		l = &sandboxLock{ch: make(chan struct{}, 1)}
 		m.locks[id] = l
 	}
 	l.refs++
 	m.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
+	release := func() {
 		m.mu.Lock()
 		if l.refs--; l.refs == 0 {
 			delete(m.locks, id)
 		}
 		m.mu.Unlock()
 	}
+	select {
+	case l.ch <- struct{}{}:
+	case <-ctx.Done():
+		release()
+		return nil, fmt.Errorf("sandbox %s: waiting for another operation on it: %w", id, ctx.Err())
+	}
+	return func() {
+		<-l.ch
+		release()
+	}, nil
 }
 
 func (m *Manager) record(id string) *record {

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/catalog"
 )
 
-// env is a Manager over a Store of fake networks.
+// env is a Manager over a catalog of fake networks.
 type env struct {
 	t        *testing.T
 	netDir   string
@@ -27,15 +27,48 @@ type env struct {
 	cacheDir string
 	fe       *fakecni.Exec
 	obs      *fakecni.Observer
+	rt       *fakeRuntime
 	store    *catalog.Catalog
 	m        *Manager
 	now      time.Time
 	nowMu    sync.Mutex
 }
 
+// fakeRuntime records the sandboxes it is asked to stop.
+type fakeRuntime struct {
+	mu      sync.Mutex
+	stopped []string
+	err     error
+}
+
+func (r *fakeRuntime) StopSandbox(_ context.Context, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	r.stopped = append(r.stopped, id)
+	return nil
+}
+
+func (r *fakeRuntime) Stopped() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.stopped)
+}
+
+// snap is a snapshot taken now in which the sandboxes ids are ready.
+func (e *env) snap(ids ...string) Snapshot {
+	s := Snapshot{Taken: e.clock()}
+	for _, id := range ids {
+		s.Sandboxes = append(s.Sandboxes, Sandbox{ID: id, Ready: true, Pod: PodRef{UID: "uid-" + id}})
+	}
+	return s
+}
+
 func newEnv(t *testing.T, cfg Config, networks map[string]string) *env {
 	t.Helper()
-	e := &env{t: t, netDir: t.TempDir(), fe: fakecni.New(), obs: fakecni.NewObserver(), now: time.Unix(1_000_000, 0)}
+	e := &env{t: t, netDir: t.TempDir(), fe: fakecni.New(), obs: fakecni.NewObserver(), rt: &fakeRuntime{}, now: time.Unix(1_000_000, 0)}
 	base := t.TempDir()
 	e.stateDir, e.cacheDir = filepath.Join(base, "state"), filepath.Join(base, "cache")
 	for name, content := range networks {
@@ -48,7 +81,7 @@ func newEnv(t *testing.T, cfg Config, networks map[string]string) *env {
 	}
 	e.store.Refresh(context.Background())
 	cfg.StateDir, cfg.CacheDir, cfg.BinDirs, cfg.Exec, cfg.Observer = e.stateDir, e.cacheDir, []string{"/fake/bin"}, e.fe, e.obs
-	cfg.Now = e.clock
+	cfg.Now, cfg.Runtime = e.clock, e.rt
 	e.m, err = NewManager(e.store, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +104,7 @@ func (e *env) advance(d time.Duration) {
 // restart returns a new Manager on the same dirs, as after a proxy restart.
 func (e *env) restart(cfg Config) *Manager {
 	e.t.Helper()
-	cfg.StateDir, cfg.CacheDir, cfg.BinDirs, cfg.Exec, cfg.Observer, cfg.Now = e.stateDir, e.cacheDir, []string{"/fake/bin"}, e.fe, e.obs, e.clock
+	cfg.StateDir, cfg.CacheDir, cfg.BinDirs, cfg.Exec, cfg.Observer, cfg.Now, cfg.Runtime = e.stateDir, e.cacheDir, []string{"/fake/bin"}, e.fe, e.obs, e.clock, e.rt
 	m, err := NewManager(e.store, cfg)
 	if err != nil {
 		e.t.Fatal(err)
@@ -86,6 +119,9 @@ func (e *env) assertNoLeak() {
 	}
 	if files, _ := filepath.Glob(filepath.Join(e.stateDir, "*.json")); len(files) > 0 {
 		e.t.Errorf("records left behind: %v", files)
+	}
+	if files, _ := filepath.Glob(filepath.Join(e.stateDir, "intents", "*")); len(files) > 0 {
+		e.t.Errorf("intents left behind: %v", files)
 	}
 	if files, _ := filepath.Glob(filepath.Join(e.cacheDir, "results", "*")); len(files) > 0 {
 		e.t.Errorf("cache entries left behind: %v", files)
@@ -354,7 +390,7 @@ func TestAttachCallerCancelStillRollsBack(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.fe.OnAdd = func(c fakecni.Call) {
 		if c.Network == "slow" {
-			go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+			cancel() // while the slow ADD runs
 		}
 	}
 	_, err := e.m.Attach(ctx, testPod, testNetNS, []Request{{Name: "fast", Interface: "net1"}, {Name: "slow", Interface: "net2"}})
@@ -482,9 +518,13 @@ func TestDetachFailureKeepsAttachmentForRetry(t *testing.T) {
 		t.Fatalf("after restart: Attachments() = %v, want red only", got)
 	}
 	e.fe.Set(func(f *fakecni.Exec) { delete(f.DelErr, "red") })
-	// Detaching records are retried by Reconcile even if the sandbox is live.
-	if err := m2.Reconcile(context.Background(), map[string]bool{testPod.SandboxID: true}); err != nil {
+	// Detaching records are retried by Reconcile; a ready sandbox with one
+	// is stopped too (it lost a network).
+	if err := m2.Reconcile(context.Background(), e.snap(testPod.SandboxID)); err != nil {
 		t.Fatal(err)
+	}
+	if got := e.rt.Stopped(); !slices.Equal(got, []string{testPod.SandboxID}) {
+		t.Errorf("stopped %v, want the sandbox", got)
 	}
 	if got := m2.Attachments(testPod.SandboxID); got != nil {
 		t.Fatalf("Attachments() = %v after the retry", got)
@@ -506,8 +546,12 @@ func TestRollbackFailureKeepsRecord(t *testing.T) {
 		t.Fatalf("Attachments() = %v, want blue (its DEL failed)", got)
 	}
 	e.fe.Set(func(f *fakecni.Exec) { delete(f.DelErr, "blue") })
-	if err := e.m.Reconcile(context.Background(), map[string]bool{testPod.SandboxID: true}); err != nil {
+	if err := e.m.Reconcile(context.Background(), e.snap(testPod.SandboxID)); err != nil {
 		t.Fatal(err)
+	}
+	// Its RunPodSandbox failed: the sandbox must not stay up without blue.
+	if got := e.rt.Stopped(); !slices.Equal(got, []string{testPod.SandboxID}) {
+		t.Errorf("stopped %v, want the sandbox", got)
 	}
 	e.assertNoLeak()
 }
@@ -540,7 +584,7 @@ func TestRestartKeepsAttachments(t *testing.T) {
 }
 
 func TestReconcile(t *testing.T) {
-	e := newEnv(t, Config{ReconcileGrace: time.Minute}, map[string]string{
+	e := newEnv(t, Config{}, map[string]string{
 		"old": fakecni.Conflist("old", "1.0.0", "fakeplug"),
 		"new": fakecni.Conflist("new", "1.1.0", "fakeplug"),
 	})
@@ -554,8 +598,10 @@ func TestReconcile(t *testing.T) {
 	}
 	attach(e.m, "live1")
 	attach(e.m, "gone1")
-	m := e.restart(Config{ReconcileGrace: time.Minute}) // their records are loaded from disk
-	attach(m, "fresh1")                                 // made by this process, not yet in the caller's list
+	m := e.restart(Config{}) // their records are loaded from disk
+	taken := e.clock()
+	e.advance(time.Second)
+	attach(m, "fresh1") // made by this process after the list was taken
 
 	// A cached attachment whose record was lost, of a live sandbox and of a gone one.
 	cni := libcni.NewCNIConfigWithCacheDir([]string{"/fake/bin"}, e.cacheDir, e.fe)
@@ -567,12 +613,13 @@ func TestReconcile(t *testing.T) {
 	}
 	e.fe.ResetCalls()
 
-	live := map[string]bool{"live1": true, "lostlive": true}
-	if err := m.Reconcile(ctx, live); err != nil {
+	snap := e.snap("live1", "lostlive")
+	snap.Taken = taken
+	if err := m.Reconcile(ctx, snap); err != nil {
 		t.Fatal(err)
 	}
 	if got := m.Sandboxes(); !slices.Equal(got, []string{"fresh1", "live1"}) {
-		t.Errorf("sandboxes after Reconcile = %v, want fresh1 (grace) and live1", got)
+		t.Errorf("sandboxes after Reconcile = %v, want fresh1 (newer than the list) and live1", got)
 	}
 	var deleted []string
 	for _, c := range e.fe.Calls("DEL") {
@@ -602,17 +649,19 @@ func TestReconcile(t *testing.T) {
 		t.Errorf("valid attachments = %v, want %v", valid, want)
 	}
 
-	// Once the grace is over, the fresh sandbox is judged by the list.
-	e.advance(2 * time.Minute)
-	if err := m.Reconcile(ctx, live); err != nil {
+	// A list taken after it judges the fresh sandbox.
+	if err := m.Reconcile(ctx, e.snap("live1", "lostlive")); err != nil {
 		t.Fatal(err)
 	}
 	if got := m.Sandboxes(); !slices.Equal(got, []string{"live1"}) {
 		t.Errorf("sandboxes = %v, want live1", got)
 	}
 	// Everything goes when nothing is live.
-	if err := m.Reconcile(ctx, map[string]bool{}); err != nil {
+	if err := m.Reconcile(ctx, e.snap()); err != nil {
 		t.Fatal(err)
+	}
+	if got := e.rt.Stopped(); len(got) != 0 {
+		t.Errorf("stopped %v, want none: every ready sandbox had its networks", got)
 	}
 	e.assertNoLeak()
 }
@@ -633,9 +682,13 @@ func TestReconcileDetachesInterruptedAttach(t *testing.T) {
 	if got := m.Attachments(testPod.SandboxID); len(got) != 1 {
 		t.Fatalf("Attachments() = %v", got)
 	}
-	// Its RunPodSandbox failed, so the sandbox is garbage even while it runs.
-	if err := m.Reconcile(context.Background(), map[string]bool{testPod.SandboxID: true}); err != nil {
+	// Its RunPodSandbox failed, so the sandbox must not run: detached and
+	// stopped, kubelet makes a new one.
+	if err := m.Reconcile(context.Background(), e.snap(testPod.SandboxID)); err != nil {
 		t.Fatal(err)
+	}
+	if got := e.rt.Stopped(); !slices.Equal(got, []string{testPod.SandboxID}) {
+		t.Errorf("stopped %v, want the sandbox", got)
 	}
 	e.assertNoLeak()
 }
@@ -651,7 +704,7 @@ func TestGCWaitsForAdd(t *testing.T) {
 		done <- err
 	}()
 	<-started
-	if err := e.m.Reconcile(context.Background(), map[string]bool{testPod.SandboxID: true}); err != nil {
+	if err := e.m.Reconcile(context.Background(), e.snap(testPod.SandboxID)); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {

@@ -86,14 +86,19 @@ func recordFile(dir, sandboxID string) string {
 	return filepath.Join(dir, sandboxID+".json")
 }
 
-// writeRecord persists rec atomically and durably: a crash leaves either the
-// old record or the new one.
-func writeRecord(dir string, rec *record) (retErr error) {
+// writeRecord persists rec atomically and durably.
+func writeRecord(dir string, rec *record) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "."+rec.Pod.SandboxID+".*.tmp")
+	return writeFileAtomic(dir, rec.Pod.SandboxID+".json", data)
+}
+
+// writeFileAtomic writes dir/name so that a crash leaves either the old
+// file or the new one, and the new one is on disk when it returns.
+func writeFileAtomic(dir, name string, data []byte) (retErr error) {
+	f, err := os.CreateTemp(dir, "."+name+".*.tmp")
 	if err != nil {
 		return err
 	}
@@ -112,7 +117,7 @@ func writeRecord(dir string, rec *record) (retErr error) {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(f.Name(), recordFile(dir, rec.Pod.SandboxID)); err != nil {
+	if err := os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
 		return err
 	}
 	return syncDir(dir)
@@ -120,10 +125,15 @@ func writeRecord(dir string, rec *record) (retErr error) {
 
 // removeRecord deletes a sandbox's record; a missing one is not an error.
 func removeRecord(dir, sandboxID string) error {
-	if err := os.Remove(recordFile(dir, sandboxID)); err != nil && !os.IsNotExist(err) {
+	return removeFile(recordFile(dir, sandboxID))
+}
+
+// removeFile removes path durably; a missing file is not an error.
+func removeFile(path string) error {
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 		return err
 	}
-	return syncDir(dir)
+	return syncDir(filepath.Dir(path))
 }
 
 func syncDir(dir string) error {

@@ -17,12 +17,27 @@ type Request struct {
 }
 
 // PodRef identifies the pod and sandbox an attachment belongs to. The
-// sandbox ID is the CNI container ID of every attachment.
+// sandbox ID is the CNI container ID of every attachment. Kubelet makes one
+// sandbox per pod UID and attempt, so UID and Attempt name a sandbox before
+// the runtime has given it an ID.
 type PodRef struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	UID       string `json:"uid"`
-	SandboxID string `json:"sandboxID"`
+	Attempt   uint32 `json:"attempt"`
+	SandboxID string `json:"sandboxID,omitempty"`
+}
+
+// String is namespace/name, for messages.
+func (p PodRef) String() string { return p.Namespace + "/" + p.Name }
+
+// key names the sandbox of pod p by UID and attempt.
+func (p PodRef) key() sandboxKey { return sandboxKey{uid: p.UID, attempt: p.Attempt} }
+
+// sandboxKey names a sandbox by pod UID and attempt.
+type sandboxKey struct {
+	uid     string
+	attempt uint32
 }
 
 // Attachment is one network attached to a sandbox, as the CNI result

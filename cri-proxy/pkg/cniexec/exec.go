@@ -111,6 +111,16 @@ func (e *Exec) ExecPlugin(ctx context.Context, pluginPath string, stdinData []by
 	}
 	for attempt := 0; ; attempt++ {
 		stdout, stderr, err := run(ctx, pluginPath, stdinData, withEnv(environ, e.env))
+		if errors.Is(err, exec.ErrWaitDelay) && ctx.Err() == nil {
+			// It exited 0 but its output pipe stayed open past WaitDelay
+			// (a child of its own, or a busy node): what it wrote counts
+			// if it is whole.
+			if stdout.Len() == 0 || json.Valid(stdout.Bytes()) {
+				err = nil
+			} else {
+				return nil, &types.Error{Code: types.ErrInternal, Msg: fmt.Sprintf("plugin %s exited 0, but its output was cut off after %s: %q", plugin, WaitDelay, stdout.String())}
+			}
+		}
 		if err == nil {
 			if stderr.Len() > 0 {
 				klog.FromContext(ctx).V(4).Info("plugin stderr", "plugin", plugin, "stderr", stderr.String())
@@ -168,6 +178,9 @@ func pluginError(err error, stdout, stderr []byte) error {
 		if perr := json.Unmarshal(stdout, e); perr != nil {
 			e.Msg = fmt.Sprintf("netplugin failed but error parsing its diagnostic message %q: %v", string(stdout), perr)
 		}
+	}
+	if e.Msg == "" && e.Details == "" {
+		e.Msg = fmt.Sprintf("netplugin failed with no error message: %v", err)
 	}
 	return e
 }

@@ -252,3 +252,23 @@ func hasEnv(pid int, kv string) bool {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 	return err == nil && slices.Contains(strings.Split(string(data), "\x00"), kv)
 }
+
+// A plugin that exits 0 while a child of its own keeps its output open
+// succeeds with what it wrote: WaitDelay only stops the wait.
+func TestPluginExecSucceedsWhenAChildHoldsItsOutput(t *testing.T) {
+	p := writeScript(t, t.TempDir(), "forking", `echo '{"cniVersion": "1.0.0"}'; sleep 3 & exit 0`)
+	out, err := New(Options{}).ExecPlugin(context.Background(), p, nil, nil)
+	if err != nil || strings.TrimSpace(string(out)) != `{"cniVersion": "1.0.0"}` {
+		t.Fatalf("ExecPlugin() = %q, %v; want the plugin's result", out, err)
+	}
+	// Cut-off output is an error that says so.
+	p = writeScript(t, t.TempDir(), "cut", `printf '{"cniVersion": '; sleep 3 & exit 0`)
+	if _, err := New(Options{}).ExecPlugin(context.Background(), p, nil, nil); err == nil || !strings.Contains(err.Error(), "output was cut off") {
+		t.Fatalf("ExecPlugin() = %v, want a cut-off error", err)
+	}
+	// A failing plugin with no message still says why.
+	p = writeScript(t, t.TempDir(), "silent", `echo '{"cniVersion": "1.0.0", "code": 7}'; exit 1`)
+	if _, err := New(Options{}).ExecPlugin(context.Background(), p, nil, nil); err == nil || !strings.Contains(err.Error(), "exit status 1") {
+		t.Fatalf("ExecPlugin() = %v, want the exit status named", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 )
 
@@ -24,6 +25,9 @@ type UnaryHandler func(ctx context.Context, req []byte, next func(ctx context.Co
 type Options struct {
 	// Upstream is the runtime's (containerd's) unix socket path.
 	Upstream string
+	// Conn, when set, is the connection to the runtime (see Dial), shared
+	// with the caller; New dials Upstream otherwise.
+	Conn *grpc.ClientConn
 	// MaxMsgSize bounds the messages of intercepted calls: the client's
 	// request and the runtime's answers to next (and those of RuntimeConn's
 	// calls by default); DefaultMaxMsgSize when zero. Forwarded requests

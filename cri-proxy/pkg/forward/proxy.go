@@ -45,9 +45,10 @@ const (
 
 // Proxy forwards CRI calls between clients (kubelet) and the runtime.
 type Proxy struct {
-	opts Options
-	srv  *grpc.Server
-	conn *grpc.ClientConn
+	opts    Options
+	srv     *grpc.Server
+	conn    *grpc.ClientConn
+	ownConn bool // New dialled conn: Close closes it
 	// maxRequest is the server's request size limit: kubelet's 16 MiB, or
 	// MaxMsgSize if larger (intercepted requests are then checked against
 	// MaxMsgSize by the proxy).
@@ -57,41 +58,20 @@ type Proxy struct {
 // New returns a Proxy for o. It connects to the runtime when the first call
 // needs it.
 func New(o Options) (*Proxy, error) {
-	if o.Upstream == "" {
+	if o.Upstream == "" && o.Conn == nil {
 		return nil, errors.New("no upstream socket")
 	}
 	if o.MaxMsgSize <= 0 {
 		o.MaxMsgSize = DefaultMaxMsgSize
 	}
-	p := &Proxy{opts: o, maxRequest: max(DefaultMaxMsgSize, o.MaxMsgSize)}
-	conn, err := grpc.NewClient("passthrough:///localhost",
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		// The socket path is dialled as is: no URL parsing, no HTTP proxy.
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", o.Upstream)
-		}),
-		grpc.WithAuthority("localhost"), // as kubelet's CRI client
-		grpc.WithUserAgent(userAgent),
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff: backoff.Config{
-				BaseDelay:  100 * time.Millisecond,
-				Multiplier: 1.6,
-				Jitter:     0.2,
-				MaxDelay:   maxReconnectDelay,
-			},
-			MinConnectTimeout: 5 * time.Second,
-		}),
-		grpc.WithInitialWindowSize(windowSize),
-		grpc.WithInitialConnWindowSize(connWindowSize),
-		grpc.WithReadBufferSize(bufferSize),
-		grpc.WithWriteBufferSize(bufferSize),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(o.MaxMsgSize)),
-	)
-	if err != nil {
-		return nil, err
+	p := &Proxy{opts: o, maxRequest: max(DefaultMaxMsgSize, o.MaxMsgSize), conn: o.Conn}
+	if p.conn == nil {
+		conn, err := Dial(o.Upstream, o.MaxMsgSize)
+		if err != nil {
+			return nil, err
+		}
+		p.conn, p.ownConn = conn, true
 	}
-	p.conn = conn
 	p.srv = grpc.NewServer(
 		grpc.UnknownServiceHandler(p.handle),
 		grpc.ForceServerCodecV2(codec{}),
@@ -149,9 +129,51 @@ func (p *Proxy) RuntimeConn() *grpc.ClientConn {
 	return p.conn
 }
 
-// Close closes the runtime connection (after Stop or Shutdown).
+// Close closes the runtime connection if New dialled it (after Stop or
+// Shutdown).
 func (p *Proxy) Close() error {
+	if !p.ownConn {
+		return nil
+	}
 	return p.conn.Close()
+}
+
+// Dial returns a connection to the runtime's unix socket as the proxy makes
+// it: tuned windows and buffers, reconnects within a second of the runtime
+// listening again, fail-fast calls, and answers of up to maxMsgSize
+// (DefaultMaxMsgSize when zero) for typed calls. A daemon dials once and
+// shares it (Options.Conn) between the proxy and its own CRI client.
+func Dial(upstream string, maxMsgSize int) (*grpc.ClientConn, error) {
+	if upstream == "" {
+		return nil, errors.New("no upstream socket")
+	}
+	if maxMsgSize <= 0 {
+		maxMsgSize = DefaultMaxMsgSize
+	}
+	return grpc.NewClient("passthrough:///localhost",
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// The socket path is dialled as is: no URL parsing, no HTTP proxy.
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", upstream)
+		}),
+		grpc.WithAuthority("localhost"), // as kubelet's CRI client
+		grpc.WithUserAgent(userAgent),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay:  100 * time.Millisecond,
+				Multiplier: 1.6,
+				Jitter:     0.2,
+				MaxDelay:   maxReconnectDelay,
+			},
+			MinConnectTimeout: 5 * time.Second,
+		}),
+		grpc.WithInitialWindowSize(windowSize),
+		grpc.WithInitialConnWindowSize(connWindowSize),
+		grpc.WithReadBufferSize(bufferSize),
+		grpc.WithWriteBufferSize(bufferSize),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize)),
+	)
 }
 
 // handle serves every call: the proxy registers no service of its own, so

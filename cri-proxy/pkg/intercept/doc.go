@@ -1,7 +1,16 @@
-// Package server holds the CRI proxy's intercepted RPCs, one file each:
-// RunPodSandbox attaches a pod's requested networks after containerd made
-// the sandbox, Stop/RemovePodSandbox detach them before containerd tears the
-// sandbox down, Status reports the node's networks, and PodSandboxStatus
-// shows the attachments. Every other call is forwarded untouched by package
-// forward, which calls these handlers with raw request bytes.
+// Package intercept holds the CRI calls the proxy acts on, one file each;
+// package forward passes every other call to the runtime untouched and
+// calls these handlers with raw request bytes:
+//
+//   - RunPodSandbox records the intent, forwards, then attaches the pod's
+//     networks to the sandbox the runtime made; on failure the sandbox is
+//     stopped and removed, so a failed call leaves nothing behind.
+//   - CreateContainer lets a container start only in a sandbox that has
+//     every network its pod asked for; otherwise the sandbox is stopped so
+//     kubelet makes a new one. This is the guarantee that survives a killed
+//     proxy or a cancelled RunPodSandbox.
+//   - StopPodSandbox and RemovePodSandbox detach the networks first, within
+//     half of the call's remaining time, so the runtime always gets the call.
+//   - Status reports the node's networks (StatusResponse field 5), and
+//     PodSandboxStatus shows the attachments when verbose.
 package intercept

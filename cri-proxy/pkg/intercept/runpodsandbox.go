@@ -21,6 +21,12 @@ import (
 // others are rolled back (by the attacher) and the sandbox is stopped and
 // removed, so a failed call leaves nothing behind; the error names the
 // network and kubelet shows it in the pod's events.
+//
+// The intent is on disk before the call is forwarded: if this process dies,
+// or the caller gives up, once containerd has made the sandbox, the
+// reconciler of this or the next process recognises the sandbox by pod UID
+// and attempt and stops it (containerd does not keep field 10), and
+// createContainer refuses it meanwhile.
 func (s *Server) runPodSandbox(ctx context.Context, req []byte, next func(context.Context, []byte) ([]byte, error)) (_ []byte, retErr error) {
 	var r runtimeapi.RunPodSandboxRequest
 	if err := proto.Unmarshal(req, &r); err != nil {
@@ -42,19 +48,33 @@ func (s *Server) runPodSandbox(ctx context.Context, req []byte, next func(contex
 		return nil, status.Errorf(codes.FailedPrecondition, "pod %s: network(s) %s not available on this node",
 			podName(cfg), strings.Join(missing, ", "))
 	}
-
+	intent, err := s.attacher.Intend(podRef(cfg, ""), reqs)
+	if err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "pod %s: %v", podName(cfg), err)
+	}
 	resp, err := next(ctx, req)
 	if err != nil {
+		// Cancelled, cut off or failed: containerd may have made the
+		// sandbox all the same.
+		intent.Abandon()
 		return nil, err
 	}
 	var rr runtimeapi.RunPodSandboxResponse
 	if err := proto.Unmarshal(resp, &rr); err != nil {
+		intent.Abandon()
 		return nil, status.Errorf(codes.Internal, "pod %s: decode RunPodSandbox response: %v", podName(cfg), err)
 	}
 	id := rr.GetPodSandboxId()
 	defer func() {
 		if retErr != nil {
-			s.removeSandbox(ctx, id, cfg)
+			if err := s.removeSandbox(ctx, id); err != nil {
+				klog.FromContext(ctx).Error(err, "roll back a sandbox whose networks failed; the reconciler stops it", "pod", podName(cfg), "sandbox", id)
+				intent.Abandon()
+				return
+			}
+		}
+		if err := intent.Settle(); err != nil {
+			klog.FromContext(ctx).Error(err, "settle intent; the reconciler retries", "pod", podName(cfg), "sandbox", id)
 		}
 	}()
 	netns, primaryIPs, err := s.sandboxNetwork(ctx, id)
@@ -83,18 +103,19 @@ func missingNetworks(reqs []attachment.Request, available []string) []string {
 	return missing
 }
 
-// removeSandbox undoes a sandbox whose networks could not be attached.
-func (s *Server) removeSandbox(ctx context.Context, id string, cfg *runtimeapi.PodSandboxConfig) {
+// removeSandbox undoes a sandbox whose networks could not be attached,
+// even when the caller has given up. Once it is stopped, it can no longer
+// run without its networks: a failed removal is kubelet's to retry.
+func (s *Server) removeSandbox(ctx context.Context, id string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.rollbackTimeout)
 	defer cancel()
-	logger := klog.FromContext(ctx).WithValues("pod", podName(cfg), "sandbox", id)
 	if _, err := s.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
-		logger.Error(err, "roll back: stop sandbox")
-		return
+		return fmt.Errorf("stop sandbox: %w", err)
 	}
 	if _, err := s.runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
-		logger.Error(err, "roll back: remove sandbox")
+		klog.FromContext(ctx).V(2).Info("roll back: remove sandbox failed; it is stopped, kubelet removes it", "sandbox", id, "err", err)
 	}
+	return nil
 }
 
 // sandboxNetwork returns the sandbox's network namespace path and primary

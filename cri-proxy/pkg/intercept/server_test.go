@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -23,11 +25,45 @@ import (
 // fakeAttacher records calls and answers from its fields.
 type fakeAttacher struct {
 	mu        sync.Mutex
+	intendErr error
 	attachErr error
 	detachErr error
+	admitErr  error
 	attached  map[string][]attachment.Attachment
-	calls     []string // "attach <sandbox> <netns> <net>:<if>,...", "detach <sandbox>"
-	lastReqs  []attachment.Request
+	// "intend <uid>/<attempt>", "settle <uid>/<attempt>", "abandon ...",
+	// "attach <sandbox> <netns> <net>:<if>,...", "admit <sandbox> <uid>/<attempt>", "detach <sandbox>"
+	calls    []string
+	lastReqs []attachment.Request
+	// detachBudget is the time the last Detach had.
+	detachBudget time.Duration
+}
+
+func (f *fakeAttacher) Intend(pod attachment.PodRef, _ []attachment.Request) (Intent, error) {
+	key := fmt.Sprintf("%s/%d", pod.UID, pod.Attempt)
+	f.record("intend " + key)
+	if f.intendErr != nil {
+		return nil, f.intendErr
+	}
+	return &fakeIntent{f: f, key: key}, nil
+}
+
+type fakeIntent struct {
+	f   *fakeAttacher
+	key string
+}
+
+func (i *fakeIntent) Settle() error { i.f.record("settle " + i.key); return nil }
+func (i *fakeIntent) Abandon()      { i.f.record("abandon " + i.key) }
+
+func (f *fakeAttacher) Admit(_ context.Context, pod attachment.PodRef) error {
+	f.record(fmt.Sprintf("admit %s %s/%d", pod.SandboxID, pod.UID, pod.Attempt))
+	return f.admitErr
+}
+
+func (f *fakeAttacher) record(c string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, c)
 }
 
 func (f *fakeAttacher) Attach(_ context.Context, pod attachment.PodRef, netns string, reqs []attachment.Request) ([]attachment.Attachment, error) {
@@ -53,10 +89,13 @@ func (f *fakeAttacher) Attach(_ context.Context, pod attachment.PodRef, netns st
 	return atts, nil
 }
 
-func (f *fakeAttacher) Detach(_ context.Context, id string) error {
+func (f *fakeAttacher) Detach(ctx context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "detach "+id)
+	if d, ok := ctx.Deadline(); ok {
+		f.detachBudget = time.Until(d)
+	}
 	if f.detachErr != nil {
 		return f.detachErr
 	}
@@ -80,6 +119,7 @@ type fakeRuntime struct {
 	mu                              sync.Mutex
 	info                            string
 	calls                           []string
+	stopErr                         error
 }
 
 func (f *fakeRuntime) PodSandboxStatus(_ context.Context, r *runtimeapi.PodSandboxStatusRequest, _ ...grpc.CallOption) (*runtimeapi.PodSandboxStatusResponse, error) {
@@ -93,6 +133,9 @@ func (f *fakeRuntime) PodSandboxStatus(_ context.Context, r *runtimeapi.PodSandb
 
 func (f *fakeRuntime) StopPodSandbox(_ context.Context, r *runtimeapi.StopPodSandboxRequest, _ ...grpc.CallOption) (*runtimeapi.StopPodSandboxResponse, error) {
 	f.record("stop " + r.PodSandboxId)
+	if f.stopErr != nil {
+		return nil, f.stopErr
+	}
 	return &runtimeapi.StopPodSandboxResponse{}, nil
 }
 
@@ -144,7 +187,7 @@ func (f *fixture) next(resp proto.Message) func(context.Context, []byte) ([]byte
 
 func runRequest(annotation string, mutate ...func(*runtimeapi.PodSandboxConfig)) []byte {
 	cfg := &runtimeapi.PodSandboxConfig{
-		Metadata: &runtimeapi.PodSandboxMetadata{Name: "web", Namespace: "team", Uid: "uid-1"},
+		Metadata: &runtimeapi.PodSandboxMetadata{Name: "web", Namespace: "team", Uid: "uid-1", Attempt: 2},
 	}
 	if annotation != "" {
 		cfg.Annotations = map[string]string{netrequest.AnnotationKey: annotation}
@@ -182,7 +225,7 @@ func TestRunPodSandboxAttachesAnnotatedNetworks(t *testing.T) {
 	if string(got) != string(want) {
 		t.Errorf("response changed: %x, want %x", got, want)
 	}
-	if want := []string{"attach sb1 /var/run/netns/cni-1234 blue:net1,red:data0"}; !slices.Equal(f.att.calls, want) {
+	if want := []string{"intend uid-1/2", "attach sb1 /var/run/netns/cni-1234 blue:net1,red:data0", "settle uid-1/2"}; !slices.Equal(f.att.calls, want) {
 		t.Errorf("attacher calls = %v, want %v", f.att.calls, want)
 	}
 	if !slices.Equal(f.pub.pods, []string{"team/web@sb1"}) || !slices.Equal(f.pub.ips[0], []string{"10.244.1.5", "fd00::5"}) {
@@ -212,7 +255,7 @@ func TestRunPodSandboxNativeFieldWinsOverAnnotation(t *testing.T) {
 	if _, err := f.srv.runPodSandbox(context.Background(), req, f.next(&runtimeapi.RunPodSandboxResponse{PodSandboxId: "sb1"})); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"attach sb1 /var/run/netns/cni-1234 green:net1,blue:b0"}; !slices.Equal(f.att.calls, want) {
+	if want := []string{"intend uid-1/2", "attach sb1 /var/run/netns/cni-1234 green:net1,blue:b0", "settle uid-1/2"}; !slices.Equal(f.att.calls, want) {
 		t.Errorf("attacher calls = %v, want %v (field 10, not the annotation)", f.att.calls, want)
 	}
 }
@@ -268,6 +311,23 @@ func TestRunPodSandboxAttachFailureRemovesSandbox(t *testing.T) {
 	if len(f.pub.pods) != 0 {
 		t.Errorf("published %v for a failed sandbox", f.pub.pods)
 	}
+	// The sandbox is gone: the outcome is known.
+	if want := []string{"intend uid-1/2", "attach sb1 /var/run/netns/cni-1234 blue:net1,red:net2", "settle uid-1/2"}; !slices.Equal(f.att.calls, want) {
+		t.Errorf("attacher calls = %v, want %v", f.att.calls, want)
+	}
+}
+
+// A rollback whose stop fails leaves the intent to the reconciler.
+func TestRunPodSandboxFailedRollbackAbandonsIntent(t *testing.T) {
+	f := newFixture("blue")
+	f.att.attachErr = errors.New("boom")
+	f.rt.stopErr = status.Error(codes.Unavailable, "containerd is restarting")
+	if _, err := f.srv.runPodSandbox(context.Background(), runRequest("blue"), f.next(&runtimeapi.RunPodSandboxResponse{PodSandboxId: "sb1"})); err == nil {
+		t.Fatal("no error")
+	}
+	if want := []string{"intend uid-1/2", "attach sb1 /var/run/netns/cni-1234 blue:net1", "abandon uid-1/2"}; !slices.Equal(f.att.calls, want) {
+		t.Errorf("attacher calls = %v, want %v", f.att.calls, want)
+	}
 }
 
 func TestRunPodSandboxWithoutNetNSRemovesSandbox(t *testing.T) {
@@ -280,20 +340,108 @@ func TestRunPodSandboxWithoutNetNSRemovesSandbox(t *testing.T) {
 	if want := []string{"status sb1", "stop sb1", "remove sb1"}; !slices.Equal(f.rt.calls, want) {
 		t.Errorf("runtime calls = %v, want %v", f.rt.calls, want)
 	}
-	if len(f.att.calls) != 0 {
-		t.Errorf("attacher calls = %v, want none", f.att.calls)
+	if want := []string{"intend uid-1/2", "settle uid-1/2"}; !slices.Equal(f.att.calls, want) {
+		t.Errorf("attacher calls = %v, want %v", f.att.calls, want)
 	}
 }
 
+// The intent is recorded before containerd is asked; a call that ends
+// without a sandbox ID (an error, a cancel) leaves it to the reconciler.
 func TestRunPodSandboxRuntimeErrorPassesThrough(t *testing.T) {
 	f := newFixture("blue")
 	upstream := status.Error(codes.ResourceExhausted, "no room")
-	_, err := f.srv.runPodSandbox(context.Background(), runRequest("blue"), func(context.Context, []byte) ([]byte, error) { return nil, upstream })
+	var seen []string
+	_, err := f.srv.runPodSandbox(context.Background(), runRequest("blue"), func(context.Context, []byte) ([]byte, error) {
+		seen = slices.Clone(f.att.calls)
+		return nil, upstream
+	})
 	if err != upstream {
 		t.Fatalf("error = %v, want containerd's own %v", err, upstream)
 	}
-	if len(f.att.calls) != 0 || len(f.rt.calls) != 0 {
-		t.Errorf("attacher calls %v, runtime calls %v; want none", f.att.calls, f.rt.calls)
+	if !slices.Equal(seen, []string{"intend uid-1/2"}) {
+		t.Errorf("attacher calls when forwarding = %v, want the intent recorded", seen)
+	}
+	if want := []string{"intend uid-1/2", "abandon uid-1/2"}; !slices.Equal(f.att.calls, want) || len(f.rt.calls) != 0 {
+		t.Errorf("attacher calls %v (want %v), runtime calls %v (want none)", f.att.calls, want, f.rt.calls)
+	}
+}
+
+func TestRunPodSandboxIntentFailureForwardsNothing(t *testing.T) {
+	f := newFixture("blue")
+	f.att.intendErr = errors.New("write intent: disk full")
+	_, err := f.srv.runPodSandbox(context.Background(), runRequest("blue"), f.next(&runtimeapi.RunPodSandboxResponse{PodSandboxId: "sb1"}))
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "disk full") || f.forwarded != 0 {
+		t.Errorf("error = %v, forwarded %d; want the intent's error and nothing forwarded", err, f.forwarded)
+	}
+}
+
+func createRequest(annotation string, mutate ...func(*runtimeapi.PodSandboxConfig)) []byte {
+	var run runtimeapi.RunPodSandboxRequest
+	if err := proto.Unmarshal(runRequest(annotation, mutate...), &run); err != nil {
+		panic(err)
+	}
+	b, err := proto.Marshal(&runtimeapi.CreateContainerRequest{PodSandboxId: "sb1", Config: &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "app"}}, SandboxConfig: run.Config})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// Containers start only in sandboxes that have their networks.
+func TestCreateContainer(t *testing.T) {
+	native := func(cfg *runtimeapi.PodSandboxConfig) {
+		crifields.SetSandboxNetworks(cfg, []crifields.SandboxNetwork{{Name: "blue"}})
+	}
+	for _, tc := range []struct {
+		name      string
+		req       []byte
+		admitErr  error
+		wantAdmit bool
+		wantCode  codes.Code
+	}{
+		{"no networks", createRequest(""), nil, false, codes.OK},
+		{"annotation, attached", createRequest("blue"), nil, true, codes.OK},
+		{"native field, attached", createRequest("", native), nil, true, codes.OK},
+		{"invalid request", createRequest("Blue_1"), nil, true, codes.OK},
+		{"not attached", createRequest("blue"), fmt.Errorf("pod team/web: sandbox sb1: %w", attachment.ErrNotAttached), true, codes.FailedPrecondition},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture("blue")
+			f.att.admitErr = tc.admitErr
+			_, err := f.srv.createContainer(context.Background(), tc.req, f.next(&runtimeapi.CreateContainerResponse{ContainerId: "c1"}))
+			if status.Code(err) != tc.wantCode {
+				t.Fatalf("error = %v, want code %v", err, tc.wantCode)
+			}
+			var want []string
+			if tc.wantAdmit {
+				want = []string{"admit sb1 uid-1/2"}
+			}
+			if !slices.Equal(f.att.calls, want) {
+				t.Errorf("attacher calls = %v, want %v", f.att.calls, want)
+			}
+			if forwarded := f.forwarded == 1; forwarded != (tc.wantCode == codes.OK) {
+				t.Errorf("forwarded %d times", f.forwarded)
+			}
+			if err != nil && !strings.Contains(err.Error(), "team/web") {
+				t.Errorf("error %q does not name the pod", err)
+			}
+		})
+	}
+}
+
+// Detaching gets half of the call's remaining time: the runtime the rest.
+func TestStopDetachesWithinHalfTheDeadline(t *testing.T) {
+	f := newFixture("blue")
+	f.att.attached = map[string][]attachment.Attachment{"sb1": {{Network: "blue", Interface: "net1"}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stop, _ := proto.Marshal(&runtimeapi.StopPodSandboxRequest{PodSandboxId: "sb1"})
+	if _, err := f.srv.stopPodSandbox(ctx, stop, f.next(&runtimeapi.StopPodSandboxResponse{})); err != nil {
+		t.Fatal(err)
+	}
+	if b := f.att.detachBudget; b > time.Minute || b < 50*time.Second {
+		t.Errorf("detach had %v of the call's 2m, want about 1m", b)
 	}
 }
 

@@ -2,6 +2,7 @@ package intercept
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -30,11 +31,22 @@ func (s *Server) removePodSandbox(ctx context.Context, req []byte, next func(con
 	return next(ctx, req)
 }
 
+// detach deletes the sandbox's attachments within half of the call's
+// remaining time (detachBudget without a deadline): the other half is the
+// runtime's, so Stop and Remove reach it within kubelet's deadline however
+// long a DEL hangs. What is not deleted in time stays recorded; the
+// reconciler retries it.
 func (s *Server) detach(ctx context.Context, id string) {
 	if id == "" || len(s.attacher.Attachments(id)) == 0 {
 		return
 	}
-	if err := s.attacher.Detach(ctx, id); err != nil {
-		klog.FromContext(ctx).Error(err, "detach networks; the reconciler retries", "sandbox", id)
+	budget := s.detachBudget
+	if deadline, ok := ctx.Deadline(); ok {
+		budget = time.Until(deadline) / 2
+	}
+	dctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	if err := s.attacher.Detach(dctx, id); err != nil {
+		klog.FromContext(ctx).Error(err, "detach networks; the reconciler retries", "sandbox", id, "budget", budget)
 	}
 }

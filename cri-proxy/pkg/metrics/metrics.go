@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc/codes"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 )
 
@@ -58,9 +59,36 @@ func New() *Metrics {
 var quiet = []string{"/List", "/Status", "/Version", "/ImageFsInfo", "/PodSandboxStatus", "/ContainerStatus",
 	"/ContainerStats", "/PodSandboxStats", "/Stream", "/ImageStatus", "/RuntimeConfig", "/GetContainerEvents"}
 
+// OtherMethod is the method label of calls to methods CRI does not define:
+// the label's values stay bounded whatever clients call.
+const OtherMethod = "other"
+
+// criMethods are the full names of the methods of CRI v1's services, as
+// the cri-api module this proxy is built with defines them.
+var criMethods = func() map[string]bool {
+	out := map[string]bool{}
+	services := runtimeapi.File_staging_src_k8s_io_cri_api_pkg_apis_runtime_v1_api_proto.Services()
+	for i := range services.Len() {
+		s := services.Get(i)
+		for j := range s.Methods().Len() {
+			out["/"+string(s.FullName())+"/"+string(s.Methods().Get(j).Name())] = true
+		}
+	}
+	return out
+}()
+
+// MethodLabel is the method label of a call: its full name if CRI defines
+// it, else OtherMethod.
+func MethodLabel(method string) string {
+	if criMethods[method] {
+		return method
+	}
+	return OtherMethod
+}
+
 // ObserveRPC records one forwarded call: the single instrumentation point.
 func (m *Metrics) ObserveRPC(method string, d time.Duration, code codes.Code) {
-	m.forward.WithLabelValues(method, code.String()).Observe(d.Seconds())
+	m.forward.WithLabelValues(MethodLabel(method), code.String()).Observe(d.Seconds())
 	level := klog.Level(2)
 	for _, q := range quiet {
 		if strings.Contains(method, q) {

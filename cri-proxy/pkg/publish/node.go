@@ -6,23 +6,32 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/klog/v2"
 
 	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
+// Nodes and Pods are the resources the publishers write, through the
+// metadata client: only their metadata travels, and the proxy links none of
+// client-go's typed API groups.
+var (
+	Nodes = schema.GroupVersionResource{Version: "v1", Resource: "nodes"}
+	Pods  = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+)
+
 // Node keeps the node annotation equal to the available networks: one PATCH
 // per change, none at steady state.
 type Node struct {
-	client kubernetes.Interface
+	client metadata.Interface
 	name   string
 	want   chan string
 }
 
 // NewNode returns a publisher for node name.
-func NewNode(client kubernetes.Interface, name string) *Node {
+func NewNode(client metadata.Interface, name string) *Node {
 	return &Node{client: client, name: name, want: make(chan string, 1)}
 }
 
@@ -82,7 +91,7 @@ func (n *Node) Run(ctx context.Context) {
 
 func (n *Node) publish(ctx context.Context, want string, published *string, known *bool) error {
 	if !*known {
-		node, err := n.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
+		node, err := n.client.Resource(Nodes).Get(ctx, n.name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -92,7 +101,7 @@ func (n *Node) publish(ctx context.Context, want string, published *string, know
 		}
 	}
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{netrequest.AnnotationKey: want}}})
-	if _, err := n.client.CoreV1().Nodes().Patch(ctx, n.name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if _, err := n.client.Resource(Nodes).Patch(ctx, n.name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		*known = false // re-read: someone else may have changed it
 		return err
 	}

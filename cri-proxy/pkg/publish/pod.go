@@ -9,16 +9,16 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/klog/v2"
 
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/attachment"
 	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
-// Pods writes each pod's network-status annotation.
-type Pods struct {
-	client         kubernetes.Interface
+// PodStatuses writes each pod's network-status annotation.
+type PodStatuses struct {
+	client         metadata.Interface
 	defaultNetwork string
 	queue          chan podStatus
 }
@@ -28,15 +28,15 @@ type podStatus struct {
 	status string
 }
 
-// NewPods returns a publisher; defaultNetwork names the primary network
+// NewPodStatuses returns a publisher; defaultNetwork names the primary network
 // (eth0) in the status list.
-func NewPods(client kubernetes.Interface, defaultNetwork string) *Pods {
-	return &Pods{client: client, defaultNetwork: defaultNetwork, queue: make(chan podStatus, 1024)}
+func NewPodStatuses(client metadata.Interface, defaultNetwork string) *PodStatuses {
+	return &PodStatuses{client: client, defaultNetwork: defaultNetwork, queue: make(chan podStatus, 1024)}
 }
 
 // PublishPod queues the pod's network status; it never blocks the caller
 // (a full queue drops the update and logs it).
-func (p *Pods) PublishPod(pod attachment.PodRef, primaryIPs []string, atts []attachment.Attachment) {
+func (p *PodStatuses) PublishPod(pod attachment.PodRef, primaryIPs []string, atts []attachment.Attachment) {
 	st := []netrequest.NetworkStatus{{Name: p.defaultNetwork, Interface: "eth0", IPs: primaryIPs, Default: true}}
 	for _, a := range atts {
 		st = append(st, netrequest.NetworkStatus{Name: a.Network, Interface: a.Interface, IPs: stripPrefix(a.IPs), MAC: a.MAC})
@@ -64,7 +64,7 @@ func stripPrefix(cidrs []string) []string {
 }
 
 // Run writes queued statuses until ctx ends, retrying each a few times.
-func (p *Pods) Run(ctx context.Context) {
+func (p *PodStatuses) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -75,7 +75,7 @@ func (p *Pods) Run(ctx context.Context) {
 	}
 }
 
-func (p *Pods) write(ctx context.Context, s podStatus) {
+func (p *PodStatuses) write(ctx context.Context, s podStatus) {
 	logger := klog.FromContext(ctx).WithValues("pod", s.pod.Namespace+"/"+s.pod.Name)
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
 		"uid":         s.pod.UID, // a recreated pod of the same name must not get this status
@@ -83,7 +83,7 @@ func (p *Pods) write(ctx context.Context, s podStatus) {
 	}})
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		_, err := p.client.CoreV1().Pods(s.pod.Namespace).Patch(ctx, s.pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+		_, err := p.client.Resource(Pods).Namespace(s.pod.Namespace).Patch(ctx, s.pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
 		if err == nil || apierrors.IsNotFound(err) || apierrors.IsConflict(err) || attempt == 8 {
 			if err != nil {
 				logger.V(2).Info("network-status not written", "err", err)

@@ -3,42 +3,62 @@ package publish
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	metadatafake "k8s.io/client-go/metadata/fake"
 	k8stesting "k8s.io/client-go/testing"
 
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/attachment"
 	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
-// patches counts PATCH calls on resource and can fail the first n of them.
+// patches counts PATCH calls, by object name, and can fail the first n.
 type patches struct {
-	mu    sync.Mutex
-	count int
-	fail  int
+	mu     sync.Mutex
+	byName map[string]int
+	fail   int
 }
 
-func (p *patches) get() int {
+func (p *patches) get(name string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.count
+	return p.byName[name]
 }
 
-func (p *patches) reactor(k8stesting.Action) (bool, runtime.Object, error) {
+func (p *patches) reactor(a k8stesting.Action) (bool, runtime.Object, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.count++
+	if p.byName == nil {
+		p.byName = map[string]int{}
+	}
+	p.byName[a.(k8stesting.PatchAction).GetName()]++
 	if p.fail > 0 {
 		p.fail--
 		return true, nil, errors.New("apiserver unavailable")
 	}
 	return false, nil, nil // let the tracker apply it
+}
+
+// object is what the metadata client sees of a node or a pod.
+func object(kind, namespace, name, uid string, annotations map[string]string) *metav1.PartialObjectMetadata {
+	return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: kind},
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, UID: types.UID(uid), Annotations: annotations}}
+}
+
+func newClient(objects ...runtime.Object) *metadatafake.FakeMetadataClient {
+	scheme := metadatafake.NewTestScheme()
+	for _, kind := range []string{"Node", "Pod"} {
+		scheme.AddKnownTypeWithName(schema.GroupVersionKind{Version: "v1", Kind: kind}, &metav1.PartialObjectMetadata{})
+		scheme.AddKnownTypeWithName(schema.GroupVersionKind{Version: "v1", Kind: kind + "List"}, &metav1.PartialObjectMetadataList{})
+	}
+	return metadatafake.NewSimpleMetadataClient(scheme, objects...)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -51,16 +71,21 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func nodeAnnotation(t *testing.T, c *fake.Clientset) string {
-	n, err := c.CoreV1().Nodes().Get(context.Background(), "node1", metav1.GetOptions{})
+func annotation(t *testing.T, c *metadatafake.FakeMetadataClient, gvr schema.GroupVersionResource, namespace, name, key string) string {
+	t.Helper()
+	o, err := c.Resource(gvr).Namespace(namespace).Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
-		t.Fatal(err)
+		return ""
 	}
-	return n.Annotations[netrequest.AnnotationKey]
+	return o.Annotations[key]
+}
+
+func nodeAnnotation(t *testing.T, c *metadatafake.FakeMetadataClient) string {
+	return annotation(t, c, Nodes, "", "node1", netrequest.AnnotationKey)
 }
 
 func TestNodePublishesOncePerChange(t *testing.T) {
-	c := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"}})
+	c := newClient(object("Node", "", "node1", "", nil))
 	p := &patches{fail: 2}
 	c.PrependReactor("patch", "nodes", p.reactor)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -70,22 +95,22 @@ func TestNodePublishesOncePerChange(t *testing.T) {
 
 	n.Set([]string{"red", "blue"})
 	waitFor(t, "the first value after two failed PATCHes", func() bool { return nodeAnnotation(t, c) == "blue,red" })
-	if got := p.get(); got != 3 {
+	if got := p.get("node1"); got != 3 {
 		t.Errorf("PATCH calls = %d, want 3 (two failures, one success)", got)
 	}
-
 	n.Set([]string{"blue", "red"}) // same set: steady state
 	n.Set([]string{"green"})
 	waitFor(t, "the changed value", func() bool { return nodeAnnotation(t, c) == "green" })
-	time.Sleep(50 * time.Millisecond)
-	if got := p.get(); got != 4 {
-		t.Errorf("PATCH calls = %d, want 4: one per change, none for an unchanged set", got)
+	n.Set([]string{"green"})
+	n.Set([]string{"yellow"}) // values are published in order: a barrier
+	waitFor(t, "the last value", func() bool { return nodeAnnotation(t, c) == "yellow" })
+	if got := p.get("node1"); got != 5 {
+		t.Errorf("PATCH calls = %d, want 5: one per change, none for an unchanged set", got)
 	}
 }
 
 func TestNodeSkipsPatchWhenAnnotationAlreadyRight(t *testing.T) {
-	c := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1",
-		Annotations: map[string]string{netrequest.AnnotationKey: "blue"}}})
+	c := newClient(object("Node", "", "node1", "", map[string]string{netrequest.AnnotationKey: "blue"}))
 	p := &patches{}
 	c.PrependReactor("patch", "nodes", p.reactor)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -93,41 +118,42 @@ func TestNodeSkipsPatchWhenAnnotationAlreadyRight(t *testing.T) {
 	n := NewNode(c, "node1")
 	go n.Run(ctx)
 	n.Set([]string{"blue"})
-	waitFor(t, "the node to be read", func() bool {
-		for _, a := range c.Actions() {
-			if a.GetVerb() == "get" {
-				return true
-			}
-		}
-		return false
-	})
-	time.Sleep(50 * time.Millisecond)
-	if got := p.get(); got != 0 {
-		t.Errorf("PATCH calls = %d, want 0 after a restart with nothing changed", got)
+	n.Set([]string{"red"})
+	waitFor(t, "the next value", func() bool { return nodeAnnotation(t, c) == "red" })
+	if got := p.get("node1"); got != 1 {
+		t.Errorf("PATCH calls = %d, want 1 (red): the node already had blue", got)
 	}
 }
 
 func TestNodeWaitsForRegistration(t *testing.T) {
-	c := fake.NewClientset()
+	c := newClient()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	n := NewNode(c, "node1")
 	go n.Run(ctx)
 	n.Set([]string{"blue"})
-	time.Sleep(100 * time.Millisecond) // a few failed GETs: the node is not registered yet
-	if _, err := c.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"}}, metav1.CreateOptions{}); err != nil {
+	waitFor(t, "two failed GETs: the node is not registered yet", func() bool {
+		gets := 0
+		for _, a := range c.Actions() {
+			if a.GetVerb() == "get" {
+				gets++
+			}
+		}
+		return gets >= 2
+	})
+	if _, err := c.Resource(Nodes).(metadatafake.MetadataClient).CreateFake(object("Node", "", "node1", "", nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the annotation on the registered node", func() bool { return nodeAnnotation(t, c) == "blue" })
 }
 
 func TestPodsWritesNetworkStatus(t *testing.T) {
-	c := fake.NewClientset(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "team", UID: "uid-1"}})
+	c := newClient(object("Pod", "team", "web", "uid-1", nil))
 	p := &patches{fail: 1}
 	c.PrependReactor("patch", "pods", p.reactor)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pods := NewPods(c, "primary")
+	pods := NewPodStatuses(c, "primary")
 	go pods.Run(ctx)
 	pods.PublishPod(attachment.PodRef{Namespace: "team", Name: "web", UID: "uid-1", SandboxID: "sb1"}, []string{"10.244.1.5"},
 		[]attachment.Attachment{{Network: "blue", Interface: "net1", MAC: "02:00:00:00:00:01", IPs: []string{"10.251.1.7/24"}}})
@@ -139,26 +165,35 @@ func TestPodsWritesNetworkStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the network-status annotation", func() bool {
-		pod, err := c.CoreV1().Pods("team").Get(ctx, "web", metav1.GetOptions{})
-		return err == nil && pod.Annotations[netrequest.StatusAnnotationKey] == want
+		return annotation(t, c, Pods, "team", "web", netrequest.StatusAnnotationKey) == want
 	})
-	if got := p.get(); got != 2 {
+	if got := p.get("web"); got != 2 {
 		t.Errorf("PATCH calls = %d, want 2 (one failure retried)", got)
+	}
+	// The patch names the pod's UID: a pod recreated under the same name
+	// must not get the old pod's status.
+	for _, a := range c.Actions() {
+		if pa, ok := a.(k8stesting.PatchAction); ok && !strings.Contains(string(pa.GetPatch()), `"uid":"uid-1"`) {
+			t.Errorf("patch %s does not name the pod's UID", pa.GetPatch())
+		}
 	}
 }
 
 func TestPodsGivesUpOnDeletedPod(t *testing.T) {
-	c := fake.NewClientset()
+	c := newClient(object("Pod", "team", "web", "uid-1", nil))
 	p := &patches{}
 	c.PrependReactor("patch", "pods", p.reactor)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pods := NewPods(c, "primary")
+	pods := NewPodStatuses(c, "primary")
 	go pods.Run(ctx)
 	pods.PublishPod(attachment.PodRef{Namespace: "team", Name: "gone", UID: "u"}, nil, nil)
-	waitFor(t, "the PATCH", func() bool { return p.get() == 1 })
-	time.Sleep(300 * time.Millisecond) // longer than the first two backoffs
-	if got := p.get(); got != 1 {
+	// Statuses are written in order: once web's is, gone's retries are over.
+	pods.PublishPod(attachment.PodRef{Namespace: "team", Name: "web", UID: "uid-1"}, nil, nil)
+	waitFor(t, "the next pod's status", func() bool {
+		return annotation(t, c, Pods, "team", "web", netrequest.StatusAnnotationKey) != ""
+	})
+	if got := p.get("gone"); got != 1 {
 		t.Errorf("PATCH calls = %d, want 1: a missing pod is not retried", got)
 	}
 }
