@@ -144,6 +144,9 @@ func (o *Options) proxyDaemon(n Node) daemon {
 		"-listen=" + n.ProxySocket(),
 		"-upstream=" + n.ContainerdSocket(),
 		"-networks-dir=" + n.NetworksDir(),
+		// The primary network is containerd's: refuse extra networks that
+		// would share its name or lease dir.
+		"-runtime-cni-conf-dir=" + n.CNIConfDir(),
 		"-cni-bin-dir=" + o.cniBinDir(),
 		"-state-dir=" + filepath.Join(n.Dir, "cri-proxy"),
 		fmt.Sprintf("-metrics-address=127.0.0.1:%d", n.ProxyPort),
@@ -152,6 +155,9 @@ func (o *Options) proxyDaemon(n Node) daemon {
 		fmt.Sprintf("-node-annotation=%t", o.ProxyNodeAnnotation),
 		"-default-network-name=primary",
 		"-resync-interval=2s",
+		// Test clusters come and go: reconcile often, so what a fault
+		// left is cleaned within seconds rather than a minute.
+		"-reconcile-interval=10s",
 		"-v=2",
 	}}
 }
