@@ -195,12 +195,15 @@ func TestNodeState(t *testing.T) {
 	if !slices.Equal(s.ProxyRecords, []string{"sb1.json"}) || !slices.Equal(s.ProxyIntents, []string{"sb3.json"}) {
 		t.Errorf("proxy records %v, intents %v", s.ProxyRecords, s.ProxyIntents)
 	}
-	want := Counts{Leases: "blue=2,primary-node1=1,red=1", ProxyRecords: 1, ProxyIntents: 1}
+	// Links are read from the live host (a running cluster's node1 has
+	// these subnets): their selection is TestNodeLinks's, on fixed input.
+	links := len(s.Links)
+	want := Counts{Leases: "blue=2,primary-node1=1,red=1", Links: links, ProxyRecords: 1, ProxyIntents: 1}
 	if got := s.Counts(); got != want {
 		t.Errorf("Counts = %+v, want %+v", got, want)
 	}
-	if got := s.Counts().String(); got != "leases blue=2,primary-node1=1,red=1, links 0, netns 0, proxy records 1, intents 1" {
-		t.Errorf("Counts.String = %q", got)
+	if got, want := s.Counts().String(), fmt.Sprintf("leases blue=2,primary-node1=1,red=1, links %d, netns 0, proxy records 1, intents 1", links); got != want {
+		t.Errorf("Counts.String = %q, want %q", got, want)
 	}
 	// A lease released and a record added show in the diff.
 	if err := os.Remove(filepath.Join(ipam, "red", "10.252.1.2")); err != nil {
