@@ -7,8 +7,8 @@
 //
 // It is grpc-go on both sides: a grpc.Server that registers no service
 // and serves every call with grpc.UnknownServiceHandler, and one
-// grpc.ClientConn to the runtime (RuntimeConn, which the daemon's own
-// typed CRI client shares). Messages are never decoded: a pass-through
+// grpc.ClientConn to the runtime (Dial; the daemon dials once and shares
+// it, as Options.Conn, with its own typed CRI client). Messages are never decoded: a pass-through
 // encoding.CodecV2 hands the transport's reference-counted receive buffers
 // (mem.BufferSlice) from one side to the other without a copy. HTTP/2
 // framing, flow control, header compression and limits are grpc-go's: one
@@ -91,7 +91,7 @@
 // runtime's calls are cancelled); Shutdown lets them finish until its
 // context ends, then stops likewise. Both return once every handler has
 // returned, so an intercepted handler's rollback is never cut off. Close
-// then closes the runtime's connection.
+// then closes the runtime's connection if New dialled it.
 //
 // Options.Observe is called exactly once per call, forwarded or
 // intercepted, with its method, duration and final code, just before the
