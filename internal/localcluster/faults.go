@@ -481,25 +481,20 @@ func readNetworkConfs(dir string) ([]networkConf, error) {
 
 // leaseFiles lists host-local's address files in a network's lease dir.
 func leaseFiles(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range ents {
-		if net.ParseIP(e.Name()) != nil {
-			out = append(out, e.Name())
-		}
-	}
-	return out, nil
+	return fileNames(dir, func(e os.DirEntry) bool { return net.ParseIP(e.Name()) != nil })
 }
 
 // jsonFiles lists the *.json files of dir (not temporaries of an
-// interrupted write); a missing dir has none.
+// interrupted write).
 func jsonFiles(dir string) ([]string, error) {
+	return fileNames(dir, func(e os.DirEntry) bool {
+		return !e.IsDir() && !strings.HasPrefix(e.Name(), ".") && strings.HasSuffix(e.Name(), ".json")
+	})
+}
+
+// fileNames lists the names of dir's entries that keep accepts; a missing
+// dir has none.
+func fileNames(dir string, keep func(os.DirEntry) bool) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -509,7 +504,7 @@ func jsonFiles(dir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") && strings.HasSuffix(e.Name(), ".json") {
+		if keep(e) {
 			out = append(out, e.Name())
 		}
 	}

@@ -2,9 +2,7 @@ package forward_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"path/filepath"
@@ -16,11 +14,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"sigs.k8s.io/pod-networks/cri-proxy/bench/passthrough"
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/forward"
 )
 
@@ -117,104 +115,22 @@ func newBenchRuntime(sandboxes, containers int) *benchRuntime {
 	return r
 }
 
-// startBaseline serves on socket a copy of cribench's anchor
-// (cri-proxy/bench/cmd/grpcpassthrough): the grpc-go pass-through a user
-// would write, with a raw codec and grpc-go's default options but 16 MiB
-// messages.
+// startBaseline serves on socket cribench's anchor (package passthrough):
+// the grpc-go pass-through a user would write, with a raw codec and
+// grpc-go's default options but 16 MiB messages.
 func startBaseline(b *testing.B, socket, upstream string) {
-	conn, err := grpc.NewClient("unix://"+upstream,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)))
+	conn, err := passthrough.Dial(upstream)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { conn.Close() })
-	s := grpc.NewServer(
-		grpc.ForceServerCodecV2(anchorCodec{}),
-		grpc.UnknownServiceHandler(anchorRelay(conn)),
-		grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg))
+	s := passthrough.NewServer(conn)
 	l, err := net.Listen("unix", socket)
 	if err != nil {
 		b.Fatal(err)
 	}
 	go s.Serve(l)
 	b.Cleanup(s.Stop)
-}
-
-type anchorFrame struct{ data mem.BufferSlice }
-
-type anchorCodec struct{}
-
-func (anchorCodec) Name() string { return "proto" }
-
-func (anchorCodec) Marshal(v any) (mem.BufferSlice, error) {
-	f, ok := v.(*anchorFrame)
-	if !ok {
-		return nil, fmt.Errorf("rawCodec: cannot marshal %T", v)
-	}
-	return f.data, nil
-}
-
-func (anchorCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	f, ok := v.(*anchorFrame)
-	if !ok {
-		return fmt.Errorf("rawCodec: cannot unmarshal into %T", v)
-	}
-	data.Ref()
-	f.data = data
-	return nil
-}
-
-var anchorStreams = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
-
-func anchorRelay(conn *grpc.ClientConn) grpc.StreamHandler {
-	return func(_ any, in grpc.ServerStream) error {
-		method, ok := grpc.MethodFromServerStream(in)
-		if !ok {
-			return status.Error(codes.Internal, "no method in stream")
-		}
-		ctx, cancel := context.WithCancel(in.Context())
-		defer cancel()
-		md, _ := metadata.FromIncomingContext(ctx)
-		out, err := conn.NewStream(metadata.NewOutgoingContext(ctx, md.Copy()), anchorStreams, method, grpc.ForceCodecV2(anchorCodec{}))
-		if err != nil {
-			return err
-		}
-		go func() {
-			for {
-				f := &anchorFrame{}
-				if err := in.RecvMsg(f); err != nil {
-					if errors.Is(err, io.EOF) {
-						_ = out.CloseSend()
-					} else {
-						cancel()
-					}
-					return
-				}
-				if out.SendMsg(f) != nil {
-					return
-				}
-			}
-		}()
-		if hdr, err := out.Header(); err == nil && hdr.Len() > 0 {
-			if err := in.SendHeader(hdr); err != nil {
-				return err
-			}
-		}
-		for {
-			f := &anchorFrame{}
-			if err := out.RecvMsg(f); err != nil {
-				in.SetTrailer(out.Trailer())
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
-				return err
-			}
-			if err := in.SendMsg(f); err != nil {
-				return err
-			}
-		}
-	}
 }
 
 func benchPassThrough(ctx context.Context, req []byte, next func(context.Context, []byte) ([]byte, error)) ([]byte, error) {
