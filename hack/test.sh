@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the tests: `unit` (no root, no cluster), `staging` (the upstream and
-# our tests of the patched staging modules in _output/src/staging),
+# Runs the tests: `unit` (no root, no cluster; race detector on), `staging`
+# (the upstream and our tests of the patched staging modules in _output/src/staging),
 # `kube-patched` (those of the packages kubelet-patch/ touches, in the
 # patched tree; both need make build first), `integration` (root; real CNI
 # plugins in throwaway network namespaces), `e2e` (root; brings real clusters
@@ -10,9 +10,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "${REPO_ROOT}"
 what=${1:-all}
 if [[ "${what}" == all || "${what}" == unit ]]; then
-  log "go vet and unit tests"
+  log "go vet and unit tests (race detector on)"
   go vet ./...
-  go test -count=1 ./...
+  go test -race -count=1 ./...
 fi
 if [[ "${what}" == all || "${what}" == staging ]]; then
   log "tests of the patched staging modules"
