@@ -19,5 +19,5 @@ for n in "${names[@]}"; do
   pkgs+=("./${d}")
 done
 mkdir -p "${out_dir}"
-(cd "${src}" && CGO_ENABLED=0 go build -trimpath -ldflags "${ldflags}" -o "${out_dir}/" "${pkgs[@]}")
+progress "building CNI plugins" env -C "${src}" CGO_ENABLED=0 go build -trimpath -ldflags "${ldflags}" -o "${out_dir}/" "${pkgs[@]}"
 stamp cni-plugins "${key}"

@@ -11,9 +11,8 @@ fresh containerd "${key}" "${outs[@]}" && exit 0
 log "building containerd ${CONTAINERD_VERSION} (cold: ~75 s)"
 src=$(modsrc "${pkg}" "${CONTAINERD_VERSION}")
 mkdir -p "${BIN_DIR}"
-(cd "${src}" &&
-  CGO_ENABLED=1 go build -trimpath -tags "no_btrfs urfave_cli_no_docs" -ldflags "${ldflags}" \
-    -o "${BIN_DIR}/" ./cmd/containerd ./cmd/ctr &&
-  CGO_ENABLED=0 go build -trimpath -tags "urfave_cli_no_docs no_grpc" -ldflags "${ldflags}" \
-    -o "${BIN_DIR}/" ./cmd/containerd-shim-runc-v2)
+progress "building containerd" env -C "${src}" CGO_ENABLED=1 \
+  go build -trimpath -tags "no_btrfs urfave_cli_no_docs" -ldflags "${ldflags}" -o "${BIN_DIR}/" ./cmd/containerd ./cmd/ctr
+progress "building containerd-shim-runc-v2" env -C "${src}" CGO_ENABLED=0 \
+  go build -trimpath -tags "urfave_cli_no_docs no_grpc" -ldflags "${ldflags}" -o "${BIN_DIR}/" ./cmd/containerd-shim-runc-v2
 stamp containerd "${key}"

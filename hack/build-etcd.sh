@@ -12,5 +12,5 @@ log "building etcd ${ETCD_VERSION}"
 work=${SRC_DIR}/etcd-build
 mkdir -p "${work}" "${BIN_DIR}"
 printf 'module etcd-build\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "${ETCD_VERSION}" > "${work}/go.mod"
-(cd "${work}" && GOWORK=off CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "-s -w" -o "${out}" go.etcd.io/etcd/server/v3)
+progress "building etcd" env -C "${work}" GOWORK=off CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "-s -w" -o "${out}" go.etcd.io/etcd/server/v3
 stamp etcd "${key}"

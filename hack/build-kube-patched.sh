@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the patched Kubernetes (the PodNetworks API, kubelet, apiserver and
-# scheduler changes) into _output/bin/patched, next to the stock binaries.
+# scheduler changes) into _output/bin/patched, next to the stock binaries:
+# the commands named as arguments (kube-apiserver, kubelet, ...), where
+# pod-networks-scheduler is the NodeNetworks scheduler built in that tree.
 #
 # The tree, _output/src/kubernetes-patched, is the stock tree of
 # build-kube.sh with k8s.io/api and k8s.io/cri-api replaced by the patched
@@ -13,7 +15,7 @@
 # native field reader (build tag podnetworks_native).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
+KUBE_CMDS=("$@")
 stock=${SRC_DIR}/kubernetes
 tree=${SRC_DIR}/kubernetes-patched
 out=${BIN_DIR}/patched
@@ -40,8 +42,8 @@ prepare_tree() {
 generate() {
   local tools=${tree}/_tools; mkdir -p "${tools}"
   [[ -x "${gen}/deepcopy-gen" ]] || die "${gen}/deepcopy-gen is missing: run hack/build-staging.sh"
-  (cd "${gen}" && go build -o "${tools}/applyconfiguration-gen" ./cmd/applyconfiguration-gen)
-  (cd "${tree}" && go build -o "${tools}/openapi-gen" k8s.io/kube-openapi/cmd/openapi-gen)
+  progress "building applyconfiguration-gen" env -C "${gen}" go build -o "${tools}/applyconfiguration-gen" ./cmd/applyconfiguration-gen
+  progress "building openapi-gen" env -C "${tree}" go build -o "${tools}/openapi-gen" k8s.io/kube-openapi/cmd/openapi-gen
   local header=${tools}/boilerplate.txt
   sed -n '/^\/\*$/,/^\*\/$/p' "${tree}/pkg/apis/core/zz_generated.deepcopy.go" > "${header}"
   cd "${tree}"
@@ -56,13 +58,13 @@ generate() {
   done < <(grep -rl --include='*.go' --exclude-dir=testdata --exclude-dir=_tools -e '^// *+k8s:' pkg cmd plugin staging/src \
       | grep -v -E '^staging/src/k8s.io/(code-generator|sample-apiserver|sample-controller)/' \
       | xargs grep -l '+k8s:openapi' | xargs -n1 dirname | sort -u)
-  "${tools}/openapi-gen" --go-header-file "${header}" --output-file zz_generated.openapi.go \
+  progress "running openapi-gen" "${tools}/openapi-gen" --go-header-file "${header}" --output-file zz_generated.openapi.go \
     --output-dir pkg/generated/openapi --output-pkg k8s.io/kubernetes/pkg/generated/openapi \
     --report-filename "${tools}/api_violations.report" --output-model-name-file zz_generated.model_name.go "${pkgs[@]}"
   diff -u api/api-rules/violation_exceptions.list "${tools}/api_violations.report" >&2 || die "API rule violations changed"
 
   log "applyconfiguration-gen client-go/applyconfigurations"
-  go build -o "${tools}/models-schema" ./pkg/generated/openapi/cmd/models-schema
+  progress "building models-schema" go build -o "${tools}/models-schema" ./pkg/generated/openapi/cmd/models-schema
   local apis=()
   while IFS= read -r d; do apis+=("${d#staging/src/}"); done < <(find staging/src/k8s.io/api -name types.go -not -path '*/testdata/*' | xargs -n1 dirname | sort -u)
   apis+=(k8s.io/apimachinery/pkg/apis/meta/v1)
@@ -91,21 +93,36 @@ add_scheduler_plugin() {
 
 build() {
   add_scheduler_plugin
-  local outs=("${out}/pod-networks-scheduler") c; for c in "${KUBE_CMDS[@]}"; do outs+=("${out}/${c}"); done
   local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
   local ldflags="-s -w" pkg
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean"
   done
-  local key; key="$(cat "${STAMP_DIR}/kube-patched-tree") ${ldflags} $(cat "${tree}"/podnetworks/*/*.go "${tree}"/podnetworks/cmd/*/*.go | sha256sum | cut -c1-16)"
-  if fresh kube-patched-bin "${key}" "${outs[@]}"; then return; fi
-  log "building patched ${KUBE_CMDS[*]} (cold: 6-10 min on 2 cores)"
-  local pkgs=(); for c in "${KUBE_CMDS[@]}"; do pkgs+=("./cmd/${c}"); done
+  local key; key="$(cat "${STAMP_DIR}/kube-patched-tree") ${ldflags}"
+  local sched_key; sched_key="${key} $(cat "${tree}"/podnetworks/*/*.go "${tree}"/podnetworks/cmd/*/*.go | sha256sum | cut -c1-16)"
+  local stale=() c
+  for c in "${KUBE_CMDS[@]}"; do
+    if [[ "${c}" == pod-networks-scheduler ]]; then
+      fresh "kube-patched-bin-${c}" "${sched_key}" "${out}/${c}" || stale+=("${c}")
+    else
+      fresh "kube-patched-bin-${c}" "${key}" "${out}/${c}" || stale+=("${c}")
+    fi
+  done
+  [[ ${#stale[@]} -gt 0 ]] || return 0
+  log "building patched ${stale[*]} (cold: 10-15 min on 2 cores)"
   mkdir -p "${out}"
-  (cd "${tree}" && CGO_ENABLED=0 go build -trimpath -ldflags "${ldflags}" -o "${out}/" "${pkgs[@]}")
-  (cd "${tree}" && CGO_ENABLED=0 go build -trimpath -tags podnetworks_native -ldflags "${ldflags}" \
-    -o "${out}/pod-networks-scheduler" ./podnetworks/cmd/pod-networks-scheduler)
-  stamp kube-patched-bin "${key}"
+  local pkgs=()
+  for c in "${stale[@]}"; do [[ "${c}" == pod-networks-scheduler ]] || pkgs+=("./cmd/${c}"); done
+  if [[ ${#pkgs[@]} -gt 0 ]]; then
+    progress "building patched ${pkgs[*]}" env -C "${tree}" CGO_ENABLED=0 go build -trimpath -ldflags "${ldflags}" -o "${out}/" "${pkgs[@]}"
+  fi
+  if [[ " ${stale[*]} " == *" pod-networks-scheduler "* ]]; then
+    progress "building patched pod-networks-scheduler" env -C "${tree}" CGO_ENABLED=0 go build -trimpath -tags podnetworks_native \
+      -ldflags "${ldflags}" -o "${out}/pod-networks-scheduler" ./podnetworks/cmd/pod-networks-scheduler
+  fi
+  for c in "${stale[@]}"; do
+    if [[ "${c}" == pod-networks-scheduler ]]; then stamp "kube-patched-bin-${c}" "${sched_key}"; else stamp "kube-patched-bin-${c}" "${key}"; fi
+  done
 }
 
 prepare_tree

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and
-# kubectl at KUBE_VERSION from the Go module cache into _output/bin.
+# Builds the stock Kubernetes commands named as arguments (kube-apiserver,
+# kubelet, ...) at KUBE_VERSION from the Go module cache into _output/bin.
+# With none, it only prepares the source tree, the patched build's base.
 #
 # The k8s.io/kubernetes module zip has no staging/ directory, so the upstream
 # tree is rebuilt under _output/src/kubernetes: the module plus each staging
@@ -8,7 +9,7 @@
 # go.mod and go.sum then resolve exactly as in a git checkout.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
+KUBE_CMDS=("$@")
 tree=${SRC_DIR}/kubernetes
 
 prepare_tree() {
@@ -32,7 +33,7 @@ prepare_tree() {
 }
 
 build() {
-  local outs=() c; for c in "${KUBE_CMDS[@]}"; do outs+=("${BIN_DIR}/${c}"); done
+  [[ ${#KUBE_CMDS[@]} -gt 0 ]] || return 0
   local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
   local date; date=$(go mod download -json "k8s.io/kubernetes@${KUBE_VERSION}" | sed -n 's/^\s*"Time": "\(.*\)",\?$/\1/p')
   local ldflags="-s -w" pkg
@@ -40,15 +41,17 @@ build() {
     ldflags+=" -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}"
     ldflags+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=${date}"
   done
-  local key="${KUBE_VERSION} ${ldflags}"
-  if fresh kube-bin "${key}" "${outs[@]}"; then return; fi
-  log "building ${KUBE_CMDS[*]} ${KUBE_VERSION} (cold: 6-10 min on 2 cores)"
+  local key="${KUBE_VERSION} ${ldflags}" stale=() c
+  for c in "${KUBE_CMDS[@]}"; do fresh "kube-bin-${c}" "${key}" "${BIN_DIR}/${c}" || stale+=("${c}"); done
+  [[ ${#stale[@]} -gt 0 ]] || return 0
+  log "building stock ${stale[*]} ${KUBE_VERSION} (cold: 5-10 min on 2 cores)"
   # -mod=mod: upstream builds from vendor/, which the module zip lacks; a few
   # go.mod requirements (kustomize) are only implied by it.
-  local pkgs=(); for c in "${KUBE_CMDS[@]}"; do pkgs+=("./cmd/${c}"); done
+  local pkgs=(); for c in "${stale[@]}"; do pkgs+=("./cmd/${c}"); done
   mkdir -p "${BIN_DIR}"
-  (cd "${tree}" && GOWORK=off CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "${ldflags}" -o "${BIN_DIR}/" "${pkgs[@]}")
-  stamp kube-bin "${key}"
+  progress "building stock ${stale[*]}" env -C "${tree}" GOWORK=off CGO_ENABLED=0 \
+    go build -mod=mod -trimpath -ldflags "${ldflags}" -o "${BIN_DIR}/" "${pkgs[@]}"
+  for c in "${stale[@]}"; do stamp "kube-bin-${c}" "${key}"; done
 }
 
 prepare_tree

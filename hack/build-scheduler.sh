@@ -11,4 +11,4 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean"
 done
 cd "${REPO_ROOT}"
-CGO_ENABLED=0 go build -trimpath -ldflags "${ldflags}" -o "${BIN_DIR}/pod-networks-scheduler" ./scheduler-plugin/cmd/kube-scheduler
+progress "building pod-networks-scheduler" env CGO_ENABLED=0 go build -trimpath -ldflags "${ldflags}" -o "${BIN_DIR}/pod-networks-scheduler" ./scheduler-plugin/cmd/kube-scheduler

@@ -51,14 +51,15 @@ generate_api() {
   if [[ ! -x "${gen}/deepcopy-gen" ]]; then
     rm -rf "${gen}"; mkdir -p "$(dirname "${gen}")"
     cp -r "$(modsrc k8s.io/code-generator "${KUBE_STAGING_VERSION}")" "${gen}"; chmod -R u+w "${gen}"
-    (cd "${gen}" && GOWORK=off GOFLAGS=-mod=mod go build -o deepcopy-gen ./cmd/deepcopy-gen)
+    progress "building deepcopy-gen" env -C "${gen}" GOWORK=off GOFLAGS=-mod=mod go build -o deepcopy-gen ./cmd/deepcopy-gen
   fi
   local header; header=$(mktemp)
   sed -n '/^\/\*$/,/^\*\/$/p' "${dir}/core/v1/zz_generated.deepcopy.go" > "${header}"
   (cd "${dir}" && GOWORK=off GOFLAGS=-mod=mod "${gen}/deepcopy-gen" --go-header-file "${header}" --output-file zz_generated.deepcopy.go ./core/v1)
   rm -f "${header}"
-  (cd "${dir}" && GOWORK=off GOFLAGS=-mod=mod go build ./...) || die "patched k8s.io/api does not build"
-  (cd "${dir}" && UPDATE_COMPATIBILITY_FIXTURE_DATA=true GOWORK=off GOFLAGS=-mod=mod go test -count=1 -run 'TestCompatibility' . >/dev/null) || true
+  progress "building the patched k8s.io/api" env -C "${dir}" GOWORK=off GOFLAGS=-mod=mod go build ./... || die "patched k8s.io/api does not build"
+  progress "regenerating k8s.io/api's HEAD fixtures" env -C "${dir}" UPDATE_COMPATIBILITY_FIXTURE_DATA=true GOWORK=off GOFLAGS=-mod=mod \
+    go test -count=1 -run 'TestCompatibility' . >/dev/null || true
 }
 
 for m in cri-api api; do prepare "${m}"; done

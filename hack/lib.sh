@@ -33,3 +33,17 @@ fresh() {
   local f; for f in "$@"; do [[ -x "${f}" ]] || return 1; done
 }
 stamp() { mkdir -p "${STAMP_DIR}"; printf '%s' "$2" > "${STAMP_DIR}/$1"; }
+
+# progress WHAT CMD... runs the command CMD (not a shell function: errexit
+# does not apply inside one run this way), logging "still WHAT" every minute
+# while it runs, so that a long, silent build never looks hung.
+progress() {
+  local what=$1 start=${SECONDS} parent=$$; shift
+  ( trap exit TERM; while sleep 60 && kill -0 "${parent}" 2>/dev/null; do
+      log "still ${what} ($(( (SECONDS - start) / 60 )) min)"; done ) &
+  local ticker=$! rc=0
+  "$@" || rc=$?
+  kill "${ticker}" 2>/dev/null || true
+  wait "${ticker}" 2>/dev/null || true
+  return "${rc}"
+}
