@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // toolboxPath is the usual Debian PATH, so every busybox applet directory
@@ -74,7 +76,7 @@ func PauseImage(ref string, pauseBinary []byte) Image {
 	return Image{
 		Ref:    ref,
 		Files:  []File{{Path: "pause", Mode: 0o755, Data: pauseBinary}},
-		Config: Config{Entrypoint: []string{"/pause"}},
+		Config: ocispec.ImageConfig{Entrypoint: []string{"/pause"}},
 	}
 }
 
@@ -85,7 +87,7 @@ func ToolboxImage(ref string, files []File) Image {
 	return Image{
 		Ref:   ref,
 		Files: files,
-		Config: Config{
+		Config: ocispec.ImageConfig{
 			Cmd: []string{"/bin/sh"},
 			Env: []string{"PATH=" + toolboxPath},
 		},

@@ -2,166 +2,131 @@ package ociimage
 
 import (
 	"archive/tar"
-	"crypto/sha256"
-	"encoding/hex"
+	_ "crypto/sha256" // go-digest computes sha256 only when it is linked in
 	"encoding/json"
 	"fmt"
 	"io"
+	"path"
 	"runtime"
 	"strings"
+
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Media types and annotations of the OCI image and image-layout specs, and
-// the one containerd reads to name an imported image.
-const (
-	mediaTypeIndex    = "application/vnd.oci.image.index.v1+json"
-	mediaTypeManifest = "application/vnd.oci.image.manifest.v1+json"
-	mediaTypeConfig   = "application/vnd.oci.image.config.v1+json"
-	mediaTypeLayer    = "application/vnd.oci.image.layer.v1.tar+gzip"
+// AnnotationImageName is the index.json manifest annotation containerd
+// names an image by when `ctr images import` reads an OCI image layout. Its
+// value is a fully qualified reference such as
+// "localhost/pod-networks/pause:v1".
+const AnnotationImageName = "io.containerd.image.name"
 
-	annotationContainerdName = "io.containerd.image.name"
-	annotationRefName        = "org.opencontainers.image.ref.name"
-)
-
-// Config is the part of the OCI image config a container starts from. Empty
-// fields are left to the runtime's defaults.
-type Config struct {
-	Entrypoint []string `json:"Entrypoint,omitempty"`
-	Cmd        []string `json:"Cmd,omitempty"`
-	Env        []string `json:"Env,omitempty"`
-	WorkingDir string   `json:"WorkingDir,omitempty"`
-}
-
-// Image is a single-layer image for the platform this program runs on.
+// Image is a single-layer image for linux on the architecture this program
+// runs on.
 //
-// Ref must be a full reference with a tag, such as
-// "localhost/pod-networks/pause:v1": it is the name containerd gives the
-// image on import, and the kubelet looks images up by exactly that name.
+// Ref names the image, with a tag and without a digest, for example
+// "localhost/pod-networks/pause:v1". It is normalised as Docker clients do
+// ("pause:v1" means "docker.io/library/pause:v1") because containerd stores
+// the name verbatim and the kubelet looks images up by the normalised name.
+// Config is what a container starts from; empty fields are left to the
+// runtime's defaults.
 type Image struct {
 	Ref    string
 	Files  []File
-	Config Config
-}
-
-type descriptor struct {
-	MediaType   string            `json:"mediaType"`
-	Digest      string            `json:"digest"`
-	Size        int64             `json:"size"`
-	Platform    *platform         `json:"platform,omitempty"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-}
-
-type platform struct {
-	Architecture string `json:"architecture"`
-	OS           string `json:"os"`
-}
-
-type imageConfig struct {
-	Architecture string `json:"architecture"`
-	OS           string `json:"os"`
-	Config       Config `json:"config"`
-	RootFS       rootFS `json:"rootfs"`
-}
-
-type rootFS struct {
-	Type    string   `json:"type"`
-	DiffIDs []string `json:"diff_ids"`
-}
-
-type manifest struct {
-	SchemaVersion int          `json:"schemaVersion"`
-	MediaType     string       `json:"mediaType"`
-	Config        descriptor   `json:"config"`
-	Layers        []descriptor `json:"layers"`
-}
-
-type index struct {
-	SchemaVersion int          `json:"schemaVersion"`
-	MediaType     string       `json:"mediaType"`
-	Manifests     []descriptor `json:"manifests"`
-}
-
-func digestOf(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
-func describe(mediaType string, b []byte) descriptor {
-	return descriptor{MediaType: mediaType, Digest: digestOf(b), Size: int64(len(b))}
+	Config ocispec.ImageConfig
 }
 
 // WriteArchive writes img to w as an OCI image-layout tar archive, ready
-// for `ctr images import`, and returns the manifest digest ("sha256:...").
+// for `ctr images import`, and returns the manifest descriptor as listed in
+// the archive's index.json: its Digest is the image's digest, and its
+// AnnotationImageName annotation the normalised reference containerd will
+// store the image under (ocispec.AnnotationRefName holds the tag).
 //
 // The archive depends only on img and the Go toolchain: entry order, times
 // and owners are fixed, so an unchanged image keeps its digest. Nothing is
 // written to w if img is invalid; the error then wraps ErrInvalidReference
 // or ErrInvalidFile and names the offending reference or path.
-func WriteArchive(w io.Writer, img Image) (digest string, err error) {
-	tag, err := splitReference(img.Ref)
+func WriteArchive(w io.Writer, img Image) (ocispec.Descriptor, error) {
+	ref, err := normalizeReference(img.Ref)
 	if err != nil {
-		return "", err
+		return ocispec.Descriptor{}, err
 	}
 	layer, layerGz, err := buildLayer(img.Files)
 	if err != nil {
-		return "", err
+		return ocispec.Descriptor{}, err
 	}
+	platform := ocispec.Platform{Architecture: runtime.GOARCH, OS: "linux"}
 
-	config, err := json.Marshal(imageConfig{
-		Architecture: runtime.GOARCH,
-		OS:           "linux",
-		Config:       img.Config,
-		RootFS:       rootFS{Type: "layers", DiffIDs: []string{digestOf(layer)}},
+	layout, err := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("encoding %s: %w", ocispec.ImageLayoutFile, err)
+	}
+	config, err := json.Marshal(ocispec.Image{
+		Platform: platform,
+		Config:   img.Config,
+		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromBytes(layer)}},
 	})
 	if err != nil {
-		return "", fmt.Errorf("encoding image config: %w", err)
+		return ocispec.Descriptor{}, fmt.Errorf("encoding image config: %w", err)
 	}
-	man, err := json.Marshal(manifest{
-		SchemaVersion: 2,
-		MediaType:     mediaTypeManifest,
-		Config:        describe(mediaTypeConfig, config),
-		Layers:        []descriptor{describe(mediaTypeLayer, layerGz)},
+	manifest, err := json.Marshal(ocispec.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageManifest,
+		Config:    describe(ocispec.MediaTypeImageConfig, config),
+		Layers:    []ocispec.Descriptor{describe(ocispec.MediaTypeImageLayerGzip, layerGz)},
 	})
 	if err != nil {
-		return "", fmt.Errorf("encoding manifest: %w", err)
+		return ocispec.Descriptor{}, fmt.Errorf("encoding manifest: %w", err)
 	}
-	manDesc := describe(mediaTypeManifest, man)
-	manDesc.Platform = &platform{Architecture: runtime.GOARCH, OS: "linux"}
-	manDesc.Annotations = map[string]string{
-		annotationContainerdName: img.Ref,
-		annotationRefName:        tag,
+	manifestDesc := describe(ocispec.MediaTypeImageManifest, manifest)
+	manifestDesc.Platform = &platform
+	manifestDesc.Annotations = map[string]string{
+		AnnotationImageName:       ref.String(),
+		ocispec.AnnotationRefName: ref.Tag(),
 	}
-	idx, err := json.Marshal(index{SchemaVersion: 2, MediaType: mediaTypeIndex, Manifests: []descriptor{manDesc}})
+	index, err := json.Marshal(ocispec.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: []ocispec.Descriptor{manifestDesc},
+	})
 	if err != nil {
-		return "", fmt.Errorf("encoding index: %w", err)
+		return ocispec.Descriptor{}, fmt.Errorf("encoding index: %w", err)
 	}
 
+	blobsDir := ocispec.ImageBlobsDir + "/"
 	tw := tar.NewWriter(w)
 	for _, e := range []struct {
 		name string
 		data []byte
 	}{
-		{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)},
-		{"index.json", idx},
-		{"blobs/", nil},
-		{"blobs/sha256/", nil},
+		{ocispec.ImageLayoutFile, layout},
+		{ocispec.ImageIndexFile, index},
+		{blobsDir, nil},
+		{blobsDir + digest.Canonical.String() + "/", nil},
 		{blobPath(layerGz), layerGz},
 		{blobPath(config), config},
-		{blobPath(man), man},
+		{blobPath(manifest), manifest},
 	} {
 		if err := writeEntry(tw, e.name, e.data); err != nil {
-			return "", fmt.Errorf("writing image archive for %s: %w", img.Ref, err)
+			return ocispec.Descriptor{}, fmt.Errorf("writing image archive for %s: %w", ref, err)
 		}
 	}
 	if err := tw.Close(); err != nil {
-		return "", fmt.Errorf("writing image archive for %s: %w", img.Ref, err)
+		return ocispec.Descriptor{}, fmt.Errorf("writing image archive for %s: %w", ref, err)
 	}
-	return manDesc.Digest, nil
+	return manifestDesc, nil
 }
 
-// blobPath is where the image-layout spec stores a blob: named by its digest.
+// describe returns the descriptor of blob b, of the given media type.
+func describe(mediaType string, b []byte) ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
+}
+
+// blobPath is where the image-layout spec stores a blob: named by its
+// digest, under a directory named by the digest's algorithm.
 func blobPath(b []byte) string {
-	return "blobs/sha256/" + strings.TrimPrefix(digestOf(b), "sha256:")
+	d := digest.FromBytes(b)
+	return path.Join(ocispec.ImageBlobsDir, d.Algorithm().String(), d.Encoded())
 }
 
 // writeEntry adds a regular file, or a directory if name ends in "/".

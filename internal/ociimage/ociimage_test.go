@@ -4,68 +4,157 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
 	"os"
+	"path"
+	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// archive is a WriteArchive output read back.
-type archive struct {
-	names []string          // entry names in order
-	files map[string][]byte // regular files by name
+// entry is one member of a tar archive, read back.
+type entry struct {
+	hdr  *tar.Header
+	data []byte
 }
 
-func readArchive(t *testing.T, b []byte) archive {
+// readTar returns every member of the tar archive b, in order.
+func readTar(t *testing.T, b []byte) []entry {
 	t.Helper()
-	a := archive{files: map[string][]byte{}}
+	var entries []entry
 	tr := tar.NewReader(bytes.NewReader(b))
 	for {
 		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
+		if errors.Is(err, io.EOF) {
+			return entries
 		}
 		if err != nil {
-			t.Fatalf("reading archive: %v", err)
+			t.Fatalf("reading tar: %v", err)
 		}
-		a.names = append(a.names, hdr.Name)
-		if hdr.Typeflag == tar.TypeReg {
-			data, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatalf("reading %s: %v", hdr.Name, err)
-			}
-			a.files[hdr.Name] = data
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatalf("reading %s: %v", hdr.Name, err)
+		}
+		entries = append(entries, entry{hdr, data})
+	}
+}
+
+// image is an image-layout archive resolved the way an importer does it:
+// from index.json to the manifest, and from the manifest to the config and
+// the layer, each blob fetched by its descriptor's digest and verified.
+type image struct {
+	entries  []entry
+	index    ocispec.Index
+	manifest ocispec.Manifest
+	config   ocispec.Image
+	layerGz  []byte // the layer blob, as the manifest lists it
+	layer    []byte // the layer uncompressed, as the config's diff_id names it
+}
+
+// resolve decodes archive b with the image-spec types and fails the test on
+// anything an importer would reject: missing or mis-sized blobs, digests
+// that do not verify, unexpected media types or schema versions.
+func resolve(t *testing.T, b []byte) image {
+	t.Helper()
+	img := image{entries: readTar(t, b)}
+	files := map[string][]byte{}
+	for _, e := range img.entries {
+		if e.hdr.Typeflag == tar.TypeReg {
+			files[e.hdr.Name] = e.data
 		}
 	}
-	return a
-}
-
-func (a archive) blob(t *testing.T, digest string) []byte {
-	t.Helper()
-	name := "blobs/sha256/" + strings.TrimPrefix(digest, "sha256:")
-	b, ok := a.files[name]
-	if !ok {
-		t.Fatalf("blob %s missing", digest)
+	decode := func(name string, data []byte, v any) {
+		t.Helper()
+		if err := json.Unmarshal(data, v); err != nil {
+			t.Fatalf("decoding %s %s: %v", name, data, err)
+		}
 	}
-	return b
-}
-
-func decode(t *testing.T, b []byte, v any) {
-	t.Helper()
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("decoding %s: %v", b, err)
+	referenced := map[string]bool{}
+	blob := func(d ocispec.Descriptor) []byte {
+		t.Helper()
+		if err := d.Digest.Validate(); err != nil || d.Digest.Algorithm() != digest.Canonical {
+			t.Fatalf("descriptor %+v: digest %v, want a valid %s digest", d, err, digest.Canonical)
+		}
+		name := path.Join(ocispec.ImageBlobsDir, d.Digest.Algorithm().String(), d.Digest.Encoded())
+		data, ok := files[name]
+		if !ok {
+			t.Fatalf("blob %s missing", d.Digest)
+		}
+		referenced[name] = true
+		if int64(len(data)) != d.Size {
+			t.Errorf("blob %s: %d bytes, descriptor says %d", d.Digest, len(data), d.Size)
+		}
+		verifyDigest(t, d.Digest, data)
+		return data
 	}
+
+	var layout ocispec.ImageLayout
+	decode(ocispec.ImageLayoutFile, files[ocispec.ImageLayoutFile], &layout)
+	if layout.Version != ocispec.ImageLayoutVersion {
+		t.Errorf("imageLayoutVersion = %q, want %q", layout.Version, ocispec.ImageLayoutVersion)
+	}
+
+	decode(ocispec.ImageIndexFile, files[ocispec.ImageIndexFile], &img.index)
+	if img.index.SchemaVersion != 2 || img.index.MediaType != ocispec.MediaTypeImageIndex || len(img.index.Manifests) != 1 {
+		t.Fatalf("index = %s", files[ocispec.ImageIndexFile])
+	}
+	md := img.index.Manifests[0]
+	if md.MediaType != ocispec.MediaTypeImageManifest {
+		t.Errorf("index manifest media type = %q", md.MediaType)
+	}
+	manifest := blob(md)
+	decode("manifest", manifest, &img.manifest)
+	m := img.manifest
+	if m.SchemaVersion != 2 || m.MediaType != ocispec.MediaTypeImageManifest || m.Config.MediaType != ocispec.MediaTypeImageConfig ||
+		len(m.Layers) != 1 || m.Layers[0].MediaType != ocispec.MediaTypeImageLayerGzip {
+		t.Fatalf("manifest = %s", manifest)
+	}
+	decode("config", blob(m.Config), &img.config)
+	img.layerGz = blob(m.Layers[0])
+
+	zr, err := gzip.NewReader(bytes.NewReader(img.layerGz))
+	if err != nil {
+		t.Fatalf("layer: %v", err)
+	}
+	if zr.Name != "" || !zr.ModTime.IsZero() {
+		t.Errorf("layer gzip header name %q mtime %v, want none", zr.Name, zr.ModTime)
+	}
+	if img.layer, err = io.ReadAll(zr); err != nil {
+		t.Fatalf("layer: %v", err)
+	}
+	if img.config.RootFS.Type != "layers" || len(img.config.RootFS.DiffIDs) != 1 {
+		t.Fatalf("config rootfs = %+v", img.config.RootFS)
+	}
+	verifyDigest(t, img.config.RootFS.DiffIDs[0], img.layer)
+
+	for name := range files {
+		if strings.HasPrefix(name, ocispec.ImageBlobsDir+"/") && !referenced[name] {
+			t.Errorf("stray blob %s", name)
+		}
+	}
+	return img
 }
 
-func sha(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+// verifyDigest checks data against d with go-digest's verifier.
+func verifyDigest(t *testing.T, d digest.Digest, data []byte) {
+	t.Helper()
+	v := d.Verifier()
+	if _, err := v.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if !v.Verified() {
+		t.Errorf("content does not match digest %s (it is %s)", d, digest.FromBytes(data))
+	}
 }
 
 func testImage() Image {
@@ -78,101 +167,71 @@ func testImage() Image {
 			{Path: "etc/passwd", Mode: 0o644, Data: []byte("root:x:0:0::/:/bin/sh\n")},
 			{Path: "bin/busybox", Mode: 0o755 | fs.ModeSetuid, Data: []byte("ELF")},
 		},
-		Config: Config{Cmd: []string{"/bin/sh"}, Env: []string{"PATH=/bin"}, WorkingDir: "/tmp"},
+		Config: ocispec.ImageConfig{Cmd: []string{"/bin/sh"}, Env: []string{"PATH=/bin"}, WorkingDir: "/tmp"},
 	}
 }
 
-func write(t *testing.T, img Image) ([]byte, string) {
+func write(t *testing.T, img Image) ([]byte, ocispec.Descriptor) {
 	t.Helper()
 	var buf bytes.Buffer
-	digest, err := WriteArchive(&buf, img)
+	desc, err := WriteArchive(&buf, img)
 	if err != nil {
 		t.Fatalf("WriteArchive: %v", err)
 	}
-	return buf.Bytes(), digest
+	return buf.Bytes(), desc
 }
 
 func TestWriteArchiveLayout(t *testing.T) {
-	b, digest := write(t, testImage())
-	a := readArchive(t, b)
+	b, desc := write(t, testImage())
+	img := resolve(t, b)
 
-	if got := string(a.files["oci-layout"]); got != `{"imageLayoutVersion":"1.0.0"}` {
-		t.Errorf("oci-layout = %q", got)
+	md := img.index.Manifests[0]
+	if !reflect.DeepEqual(desc, md) {
+		t.Errorf("WriteArchive returned %+v, index lists %+v", desc, md)
 	}
-	for name, data := range a.files {
-		if hexDigest, ok := strings.CutPrefix(name, "blobs/sha256/"); ok && hexDigest != sha(data) {
-			t.Errorf("blob %s has sha256 %s", name, sha(data))
+	if want := (ocispec.Platform{Architecture: runtime.GOARCH, OS: "linux"}); md.Platform == nil || !reflect.DeepEqual(*md.Platform, want) {
+		t.Errorf("manifest platform = %+v, want %+v", md.Platform, want)
+	}
+	wantAnnotations := map[string]string{AnnotationImageName: "localhost/pod-networks/test:v1", ocispec.AnnotationRefName: "v1"}
+	if !reflect.DeepEqual(md.Annotations, wantAnnotations) {
+		t.Errorf("manifest annotations = %v, want %v", md.Annotations, wantAnnotations)
+	}
+	if img.config.Architecture != runtime.GOARCH || img.config.OS != "linux" {
+		t.Errorf("config platform = %s/%s", img.config.OS, img.config.Architecture)
+	}
+	if img.config.Created != nil || img.config.History != nil {
+		t.Errorf("config has created %v, history %v; want neither, they would break reproducibility", img.config.Created, img.config.History)
+	}
+	if want := testImage().Config; !reflect.DeepEqual(img.config.Config, want) {
+		t.Errorf("config.config = %+v, want %+v", img.config.Config, want)
+	}
+
+	blobs := path.Join(ocispec.ImageBlobsDir, string(digest.Canonical))
+	wantNames := []string{
+		ocispec.ImageLayoutFile,
+		ocispec.ImageIndexFile,
+		ocispec.ImageBlobsDir + "/",
+		blobs + "/",
+		path.Join(blobs, img.manifest.Layers[0].Digest.Encoded()),
+		path.Join(blobs, img.manifest.Config.Digest.Encoded()),
+		path.Join(blobs, md.Digest.Encoded()),
+	}
+	var names []string
+	for _, e := range img.entries {
+		names = append(names, e.hdr.Name)
+		if e.hdr.Uid != 0 || e.hdr.Gid != 0 || e.hdr.Uname != "" || e.hdr.Gname != "" || e.hdr.ModTime.Unix() != 0 {
+			t.Errorf("%s: owner %d:%d (%q:%q) mtime %v, want root and the epoch", e.hdr.Name, e.hdr.Uid, e.hdr.Gid, e.hdr.Uname, e.hdr.Gname, e.hdr.ModTime)
 		}
 	}
-
-	var idx index
-	decode(t, a.files["index.json"], &idx)
-	if idx.SchemaVersion != 2 || idx.MediaType != mediaTypeIndex || len(idx.Manifests) != 1 {
-		t.Fatalf("index = %+v", idx)
-	}
-	md := idx.Manifests[0]
-	if md.Digest != digest {
-		t.Errorf("index manifest digest %s, WriteArchive returned %s", md.Digest, digest)
-	}
-	man := a.blob(t, md.Digest)
-	if md.Size != int64(len(man)) || md.MediaType != mediaTypeManifest {
-		t.Errorf("manifest descriptor = %+v, blob size %d", md, len(man))
-	}
-	if md.Platform == nil || *md.Platform != (platform{Architecture: runtime.GOARCH, OS: "linux"}) {
-		t.Errorf("platform = %+v", md.Platform)
-	}
-	if got := md.Annotations[annotationContainerdName]; got != "localhost/pod-networks/test:v1" {
-		t.Errorf("%s = %q", annotationContainerdName, got)
-	}
-	if got := md.Annotations[annotationRefName]; got != "v1" {
-		t.Errorf("%s = %q", annotationRefName, got)
-	}
-
-	var m manifest
-	decode(t, man, &m)
-	if m.SchemaVersion != 2 || m.MediaType != mediaTypeManifest || m.Config.MediaType != mediaTypeConfig ||
-		len(m.Layers) != 1 || m.Layers[0].MediaType != mediaTypeLayer {
-		t.Fatalf("manifest = %s", man)
-	}
-	configBlob := a.blob(t, m.Config.Digest)
-	layerGz := a.blob(t, m.Layers[0].Digest)
-	if m.Config.Size != int64(len(configBlob)) || m.Layers[0].Size != int64(len(layerGz)) {
-		t.Errorf("manifest sizes do not match blobs: %s", man)
-	}
-
-	zr, err := gzip.NewReader(bytes.NewReader(layerGz))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if zr.Name != "" || !zr.ModTime.IsZero() {
-		t.Errorf("gzip header name %q mtime %v, want none", zr.Name, zr.ModTime)
-	}
-	layer, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	var cfg imageConfig
-	decode(t, configBlob, &cfg)
-	if cfg.Architecture != runtime.GOARCH || cfg.OS != "linux" || cfg.RootFS.Type != "layers" {
-		t.Errorf("config = %s", configBlob)
-	}
-	if len(cfg.RootFS.DiffIDs) != 1 || cfg.RootFS.DiffIDs[0] != "sha256:"+sha(layer) {
-		t.Errorf("diff_ids = %v, want [sha256:%s]", cfg.RootFS.DiffIDs, sha(layer))
-	}
-	want := testImage().Config
-	if strings.Join(cfg.Config.Cmd, " ") != "/bin/sh" || strings.Join(cfg.Config.Env, " ") != "PATH=/bin" ||
-		cfg.Config.WorkingDir != want.WorkingDir || cfg.Config.Entrypoint != nil {
-		t.Errorf("config.config = %+v, want %+v", cfg.Config, want)
+	if !reflect.DeepEqual(names, wantNames) {
+		t.Errorf("archive entries = %q, want %q", names, wantNames)
 	}
 }
 
 func TestLayerContents(t *testing.T) {
-	layer, _, err := buildLayer(testImage().Files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	type entry struct {
+	b, _ := write(t, testImage())
+	layer := resolve(t, b).layer
+	type member struct {
 		typ      byte
 		mode     int64
 		linkname string
@@ -180,42 +239,34 @@ func TestLayerContents(t *testing.T) {
 	}
 	want := []struct {
 		name string
-		entry
+		member
 	}{
-		{"bin/", entry{tar.TypeDir, 0o755, "", ""}},
-		{"bin/busybox", entry{tar.TypeReg, 0o4755, "", "ELF"}},
-		{"bin/sh", entry{tar.TypeSymlink, 0o777, "/bin/busybox", ""}},
-		{"etc/", entry{tar.TypeDir, 0o755, "", ""}},
-		{"etc/passwd", entry{tar.TypeReg, 0o644, "", "root:x:0:0::/:/bin/sh\n"}},
-		{"tmp/", entry{tar.TypeDir, 0o1777, "", ""}},
-		{"usr/", entry{tar.TypeDir, 0o755, "", ""}},
-		{"usr/bin/", entry{tar.TypeDir, 0o755, "", ""}},
-		{"usr/bin/tool", entry{tar.TypeReg, 0o755, "", "#!/bin/sh\n"}},
+		{"bin/", member{tar.TypeDir, 0o755, "", ""}},
+		{"bin/busybox", member{tar.TypeReg, 0o4755, "", "ELF"}},
+		{"bin/sh", member{tar.TypeSymlink, 0o777, "/bin/busybox", ""}},
+		{"etc/", member{tar.TypeDir, 0o755, "", ""}},
+		{"etc/passwd", member{tar.TypeReg, 0o644, "", "root:x:0:0::/:/bin/sh\n"}},
+		{"tmp/", member{tar.TypeDir, 0o1777, "", ""}},
+		{"usr/", member{tar.TypeDir, 0o755, "", ""}},
+		{"usr/bin/", member{tar.TypeDir, 0o755, "", ""}},
+		{"usr/bin/tool", member{tar.TypeReg, 0o755, "", "#!/bin/sh\n"}},
 	}
-	tr := tar.NewReader(bytes.NewReader(layer))
+	entries := readTar(t, layer)
+	if len(entries) != len(want) {
+		t.Errorf("layer has %d entries, want %d", len(entries), len(want))
+	}
 	seen := map[string]bool{}
-	for i := 0; ; i++ {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			if i != len(want) {
-				t.Errorf("layer has %d entries, want %d", i, len(want))
-			}
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(tr)
-		got := entry{hdr.Typeflag, hdr.Mode, hdr.Linkname, string(data)}
-		if i >= len(want) || hdr.Name != want[i].name || got != want[i].entry {
+	for i, e := range entries {
+		hdr := e.hdr
+		got := member{hdr.Typeflag, hdr.Mode, hdr.Linkname, string(e.data)}
+		if i >= len(want) || hdr.Name != want[i].name || got != want[i].member {
 			t.Errorf("entry %d = %s %+v", i, hdr.Name, got)
 		}
 		if hdr.Uid != 0 || hdr.Gid != 0 || hdr.ModTime.Unix() != 0 {
 			t.Errorf("%s: uid %d gid %d mtime %v, want 0 0 epoch", hdr.Name, hdr.Uid, hdr.Gid, hdr.ModTime)
 		}
 		name := strings.TrimSuffix(hdr.Name, "/")
-		for dir := name; strings.Contains(dir, "/"); {
-			dir = dir[:strings.LastIndex(dir, "/")]
+		for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
 			if !seen[dir] {
 				t.Errorf("%s comes before its parent %s", hdr.Name, dir)
 			}
@@ -224,9 +275,9 @@ func TestLayerContents(t *testing.T) {
 	}
 }
 
-func TestWriteArchiveDeterministic(t *testing.T) {
+func TestWriteArchiveReproducible(t *testing.T) {
 	img := testImage()
-	first, d1 := write(t, img)
+	first, firstDesc := write(t, img)
 	// Input order must not matter either.
 	reversed := img
 	reversed.Files = nil
@@ -234,25 +285,72 @@ func TestWriteArchiveDeterministic(t *testing.T) {
 		reversed.Files = append(reversed.Files, img.Files[i])
 	}
 	for _, again := range []Image{img, reversed} {
-		b, d := write(t, again)
-		if !bytes.Equal(first, b) || d != d1 {
-			t.Errorf("rewrite differs: digest %s vs %s", d, d1)
+		b, desc := write(t, again)
+		if !bytes.Equal(first, b) || desc.Digest != firstDesc.Digest {
+			t.Errorf("rebuild differs: digest %s vs %s, %d vs %d bytes", desc.Digest, firstDesc.Digest, len(b), len(first))
+		}
+	}
+	// And a different image must not collide.
+	changed := img
+	changed.Config.Cmd = []string{"/bin/true"}
+	if _, desc := write(t, changed); desc.Digest == firstDesc.Digest {
+		t.Errorf("changing the config kept digest %s", desc.Digest)
+	}
+}
+
+func TestWriteArchiveNormalizesReference(t *testing.T) {
+	for _, tc := range []struct{ ref, name, tag string }{
+		{"localhost/pod-networks/pause:v1", "localhost/pod-networks/pause:v1", "v1"},
+		{"localhost:5000/a/b_c:1.0-x", "localhost:5000/a/b_c:1.0-x", "1.0-x"},
+		{"registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10", "3.10"},
+		{"pause:v1", "docker.io/library/pause:v1", "v1"},
+		{"pod-networks/pause:v1", "docker.io/pod-networks/pause:v1", "v1"},
+		{"docker.io/library/busybox:1.37", "docker.io/library/busybox:1.37", "1.37"},
+	} {
+		img := testImage()
+		img.Ref = tc.ref
+		b, _ := write(t, img)
+		md := resolve(t, b).index.Manifests[0]
+		name := md.Annotations[AnnotationImageName]
+		if name != tc.name || md.Annotations[ocispec.AnnotationRefName] != tc.tag {
+			t.Errorf("ref %q: named %q tagged %q, want %q tagged %q", tc.ref, name, md.Annotations[ocispec.AnnotationRefName], tc.name, tc.tag)
+		}
+		// ParseNamed accepts only the canonical, fully qualified form.
+		named, err := reference.ParseNamed(name)
+		if err != nil {
+			t.Errorf("ref %q: stored name %q is not canonical: %v", tc.ref, name, err)
+			continue
+		}
+		if got, want := reference.FamiliarString(named), reference.FamiliarString(reference.TagNameOnly(mustParse(t, tc.ref))); got != want {
+			t.Errorf("ref %q: stored name reads back as %q, want %q", tc.ref, got, want)
 		}
 	}
 }
 
+func mustParse(t *testing.T, ref string) reference.Named {
+	t.Helper()
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return named
+}
+
 func TestWriteArchiveInvalidRef(t *testing.T) {
+	const hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	for _, ref := range []string{
 		"",
 		"pause",
-		"pause:v1",
-		"pod-networks/pause:v1",
 		"localhost/pod-networks/pause",
 		"localhost:5000/pause",
 		"localhost/Pause:v1",
 		"localhost/pause:",
 		"localhost/pause:v1@sha256:0123",
+		"localhost/pause:v1@sha256:" + hex,
+		"localhost/pause@sha256:" + hex,
 		"localhost//pause:v1",
+		"localhost/pause:" + strings.Repeat("x", 129),
+		hex,
 	} {
 		img := testImage()
 		img.Ref = ref
@@ -263,11 +361,6 @@ func TestWriteArchiveInvalidRef(t *testing.T) {
 		}
 		if buf.Len() != 0 {
 			t.Errorf("ref %q: wrote %d bytes despite error", ref, buf.Len())
-		}
-	}
-	for _, ref := range []string{"localhost/pod-networks/pause:v1", "localhost:5000/a/b_c:1.0-x", "registry.k8s.io/pause:3.10"} {
-		if _, err := splitReference(ref); err != nil {
-			t.Errorf("ref %q: %v", ref, err)
 		}
 	}
 }
@@ -291,24 +384,32 @@ func TestWriteArchiveInvalidFiles(t *testing.T) {
 	} {
 		img := testImage()
 		img.Files = tc.files
-		_, err := WriteArchive(io.Discard, img)
+		var buf bytes.Buffer
+		_, err := WriteArchive(&buf, img)
 		if !errors.Is(err, ErrInvalidFile) || !strings.Contains(err.Error(), `"`+tc.bad+`"`) {
 			t.Errorf("files %+v: error %v, want ErrInvalidFile naming %q", tc.files, err, tc.bad)
+		}
+		if buf.Len() != 0 {
+			t.Errorf("files %+v: wrote %d bytes despite error", tc.files, buf.Len())
 		}
 	}
 }
 
 func TestImages(t *testing.T) {
-	pause := PauseImage("localhost/pod-networks/pause:v1", []byte("ELF"))
-	if len(pause.Files) != 1 || pause.Files[0].Path != "pause" || pause.Config.Entrypoint[0] != "/pause" {
-		t.Errorf("PauseImage = %+v", pause)
+	b, _ := write(t, PauseImage("localhost/pod-networks/pause:v1", []byte("ELF")))
+	pause := resolve(t, b)
+	if want := (ocispec.ImageConfig{Entrypoint: []string{"/pause"}}); !reflect.DeepEqual(pause.config.Config, want) {
+		t.Errorf("pause config = %+v, want %+v", pause.config.Config, want)
 	}
-	toolbox := ToolboxImage("localhost/pod-networks/toolbox:v1", nil)
-	if toolbox.Config.Cmd[0] != "/bin/sh" || toolbox.Config.Env[0] != "PATH="+toolboxPath {
-		t.Errorf("ToolboxImage = %+v", toolbox)
+	entries := readTar(t, pause.layer)
+	if len(entries) != 1 || entries[0].hdr.Name != "pause" || entries[0].hdr.Mode != 0o755 || string(entries[0].data) != "ELF" {
+		t.Errorf("pause layer = %+v", entries)
 	}
-	if _, err := WriteArchive(io.Discard, pause); err != nil {
-		t.Error(err)
+
+	b, _ = write(t, ToolboxImage("localhost/pod-networks/toolbox:v1", []File{{Path: "bin/sh", Mode: 0o755}}))
+	toolbox := resolve(t, b)
+	if want := (ocispec.ImageConfig{Cmd: []string{"/bin/sh"}, Env: []string{"PATH=" + toolboxPath}}); !reflect.DeepEqual(toolbox.config.Config, want) {
+		t.Errorf("toolbox config = %+v, want %+v", toolbox.config.Config, want)
 	}
 }
 
@@ -339,8 +440,13 @@ func TestBusyboxFiles(t *testing.T) {
 	if !strings.Contains(string(byPath["etc/passwd"].Data), "nobody:") {
 		t.Errorf("etc/passwd = %q", byPath["etc/passwd"].Data)
 	}
-	if _, err := WriteArchive(io.Discard, ToolboxImage("localhost/pod-networks/toolbox:v1", files)); err != nil {
-		t.Error(err)
+	b, _ := write(t, ToolboxImage("localhost/pod-networks/toolbox:v1", files))
+	layer := map[string]*tar.Header{}
+	for _, e := range readTar(t, resolve(t, b).layer) {
+		layer[e.hdr.Name] = e.hdr
+	}
+	if h := layer["bin/sh"]; h == nil || h.Typeflag != tar.TypeSymlink || h.Linkname != "/bin/busybox" {
+		t.Errorf("toolbox layer bin/sh = %+v", h)
 	}
 }
 
@@ -348,5 +454,94 @@ func TestBusyboxFilesMissing(t *testing.T) {
 	_, err := BusyboxFiles("/nonexistent/busybox")
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("error %v, want fs.ErrNotExist", err)
+	}
+}
+
+// writeLayout writes a tar holding one index.json entry, named name, with
+// the given manifests, and returns its path.
+func writeLayout(t *testing.T, name string, manifests ...ocispec.Descriptor) string {
+	t.Helper()
+	idx, err := json.Marshal(ocispec.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: manifests,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeTar(t, map[string]string{name: string(idx)})
+}
+
+// writeTar writes a tar of the given regular files to a new file and
+// returns its path.
+func writeTar(t *testing.T, files map[string]string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, data := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, buf.Bytes())
+}
+
+// writeFile writes data to a new file and returns its path.
+func writeFile(t *testing.T, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "image.tar")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestArchiveName(t *testing.T) {
+	b, _ := write(t, PauseImage("pause:v9", []byte("x")))
+	if name, err := ArchiveName(writeFile(t, b)); err != nil || name != "docker.io/library/pause:v9" {
+		t.Errorf("ArchiveName of a WriteArchive output = %q, %v; want docker.io/library/pause:v9", name, err)
+	}
+
+	named := func(name string) ocispec.Descriptor {
+		return ocispec.Descriptor{
+			MediaType:   ocispec.MediaTypeImageManifest,
+			Digest:      digest.FromString(name),
+			Size:        2,
+			Annotations: map[string]string{AnnotationImageName: name},
+		}
+	}
+	if name, err := ArchiveName(writeLayout(t, "./index.json", named("localhost/x:v1"))); err != nil || name != "localhost/x:v1" {
+		t.Errorf("ArchiveName with ./index.json = %q, %v", name, err)
+	}
+
+	missing := filepath.Join(t.TempDir(), "missing.tar")
+	_, err := ArchiveName(missing)
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "image archive missing (run make images)") || !strings.Contains(err.Error(), missing) {
+		t.Errorf("ArchiveName of a missing archive = %v, want fs.ErrNotExist naming it and suggesting make images", err)
+	}
+
+	unnamed := named("")
+	unnamed.Annotations = map[string]string{ocispec.AnnotationRefName: "v1"}
+	const wantOne = "want one manifest named by io.containerd.image.name"
+	for _, tc := range []struct {
+		what, path, want string
+	}{
+		{"two manifests", writeLayout(t, "index.json", named("localhost/a:v1"), named("localhost/b:v1")), wantOne},
+		{"no annotation", writeLayout(t, "index.json", unnamed), wantOne},
+		{"no manifests", writeLayout(t, "index.json"), wantOne},
+		{"no index.json", writeTar(t, map[string]string{ocispec.ImageLayoutFile: `{"imageLayoutVersion":"1.0.0"}`}), "no index.json"},
+		{"bad index.json", writeTar(t, map[string]string{ocispec.ImageIndexFile: `{"manifests":`}), "decoding index.json"},
+		{"not a tar", writeFile(t, bytes.Repeat([]byte("not a tar "), 100)), "reading image archive"},
+	} {
+		name, err := ArchiveName(tc.path)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.path) {
+			t.Errorf("%s: ArchiveName = %q, %v; want an error naming %s and saying %q", tc.what, name, err, tc.path, tc.want)
+		}
 	}
 }

@@ -3,51 +3,34 @@ package ociimage
 import (
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
+
+	"github.com/distribution/reference"
 )
 
 // ErrInvalidReference is wrapped by every error about an image reference.
 var ErrInvalidReference = errors.New("invalid image reference")
 
-var (
-	// The grammar of github.com/distribution/reference, minus digests,
-	// which a freshly built image cannot name in advance.
-	domainRE    = regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$`)
-	componentRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
-	tagRE       = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
-)
-
-// splitReference checks that ref is a full reference (domain/path:tag) and
-// returns its tag. Short names are refused because containerd stores the
-// name verbatim: "pause:v1" would never match what the kubelet asks for.
-func splitReference(ref string) (tag string, err error) {
-	if strings.Contains(ref, "@") {
-		return "", fmt.Errorf("%w %q: digests are not supported", ErrInvalidReference, ref)
+// normalizeReference parses ref the way the kubelet and containerd's CRI
+// plugin do and returns it fully qualified: "pause:v1" becomes
+// "docker.io/library/pause:v1", while "localhost/pod-networks/pause:v1" is
+// kept as is. containerd stores an imported image under its annotated name
+// verbatim, so only the normalised form matches what the kubelet looks up.
+//
+// The reference must carry a tag and no digest: a freshly built image cannot
+// name its digest in advance, and an untagged name would mean ":latest",
+// which the kubelet always tries to pull, and a local-only image cannot be
+// pulled.
+func normalizeReference(ref string) (reference.NamedTagged, error) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %w", ErrInvalidReference, ref, err)
 	}
-	i := strings.LastIndex(ref, ":")
-	if i < 0 || strings.Contains(ref[i+1:], "/") {
-		return "", fmt.Errorf("%w %q: missing tag", ErrInvalidReference, ref)
+	if _, ok := named.(reference.Digested); ok {
+		return nil, fmt.Errorf("%w %q: digests are not supported", ErrInvalidReference, ref)
 	}
-	name, tag := ref[:i], ref[i+1:]
-	if !tagRE.MatchString(tag) {
-		return "", fmt.Errorf("%w %q: bad tag %q", ErrInvalidReference, ref, tag)
+	tagged, ok := named.(reference.NamedTagged)
+	if !ok {
+		return nil, fmt.Errorf("%w %q: missing tag", ErrInvalidReference, ref)
 	}
-	if len(name) > 255 {
-		return "", fmt.Errorf("%w %q: name longer than 255 characters", ErrInvalidReference, ref)
-	}
-	parts := strings.Split(name, "/")
-	domain := parts[0]
-	if len(parts) < 2 || (domain != "localhost" && !strings.ContainsAny(domain, ".:")) {
-		return "", fmt.Errorf("%w %q: not a full reference (want domain/path:tag)", ErrInvalidReference, ref)
-	}
-	if !domainRE.MatchString(domain) {
-		return "", fmt.Errorf("%w %q: bad domain %q", ErrInvalidReference, ref, domain)
-	}
-	for _, c := range parts[1:] {
-		if !componentRE.MatchString(c) {
-			return "", fmt.Errorf("%w %q: bad path component %q", ErrInvalidReference, ref, c)
-		}
-	}
-	return tag, nil
+	return tagged, nil
 }

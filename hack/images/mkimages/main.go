@@ -2,7 +2,8 @@
 // sandbox "pause" image and the busybox "toolbox" test image) as OCI
 // image-layout archives for `ctr -n k8s.io images import`.
 //
-// It prints one line per image, "<ref> <digest> <path>". An archive whose
+// It prints one line per image, "<ref> <digest> <path>", where ref is the
+// normalised name containerd will store the image under. An archive whose
 // bytes are unchanged is left untouched, so its mtime only moves when the
 // image does.
 package main
@@ -15,6 +16,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/google/renameio/v2"
 
 	"sigs.k8s.io/pod-networks/internal/ociimage"
 )
@@ -69,7 +72,7 @@ func run(args []string, stdout io.Writer) error {
 		{"toolbox.tar", ociimage.ToolboxImage(*toolboxRef, toolboxFiles)},
 	} {
 		var buf bytes.Buffer
-		digest, err := ociimage.WriteArchive(&buf, img.image)
+		desc, err := ociimage.WriteArchive(&buf, img.image)
 		if err != nil {
 			return err
 		}
@@ -77,33 +80,19 @@ func run(args []string, stdout io.Writer) error {
 		if err := writeIfChanged(path, buf.Bytes()); err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, img.image.Ref, digest, path)
+		fmt.Fprintln(stdout, desc.Annotations[ociimage.AnnotationImageName], desc.Digest, path)
 	}
 	return nil
 }
 
-// writeIfChanged replaces path with data atomically: a reader (ctr import,
-// make) sees either the old archive or the new one, never half of one.
+// writeIfChanged replaces path with data atomically, unless it already
+// holds exactly data: a reader (ctr import, make) sees either the old archive
+// or the new one, never half of one.
 func writeIfChanged(path string, data []byte) error {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
+	if err := renameio.WriteFile(path, data, 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
