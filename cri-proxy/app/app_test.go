@@ -18,6 +18,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/crifields"
+	"sigs.k8s.io/pod-networks/internal/poll"
 )
 
 func TestListenMode(t *testing.T) {
@@ -180,23 +181,24 @@ func TestRunServes(t *testing.T) {
 	}
 	defer conn.Close()
 	client := runtimeapi.NewRuntimeServiceClient(conn)
-	var got []string
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	err = poll.Until(ctx, 20*time.Millisecond, 10*time.Second, func(ctx context.Context) error {
 		cctx, ccancel := context.WithTimeout(ctx, time.Second)
+		defer ccancel()
 		resp, err := client.Status(cctx, &runtimeapi.StatusRequest{})
-		ccancel()
-		if err == nil {
-			if got, err = crifields.StatusNetworks(resp); err != nil {
-				t.Fatal(err)
-			}
-			if slices.Equal(got, []string{"blue", "red"}) {
-				break
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Status networks = %v (last error %v), want [blue red]: broken.conflist skipped", got, err)
+		got, err := crifields.StatusNetworks(resp)
+		if err != nil {
+			return poll.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		if !slices.Equal(got, []string{"blue", "red"}) {
+			return fmt.Errorf("status networks %v", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("want Status networks [blue red], broken.conflist skipped: %v", err)
 	}
 	v, err := client.Version(ctx, &runtimeapi.VersionRequest{})
 	if err != nil || v.RuntimeName != "fake" {

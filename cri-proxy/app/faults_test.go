@@ -18,6 +18,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/cniexec"
+	"sigs.k8s.io/pod-networks/internal/poll"
 	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
@@ -128,10 +129,7 @@ func startDaemon(t *testing.T, extra ...string) *daemon {
 	}
 	t.Cleanup(func() { conn.Close() })
 	d.client = runtimeapi.NewRuntimeServiceClient(conn)
-	waitUntil(t, func() bool {
-		_, err := os.Stat(d.sock)
-		return err == nil
-	})
+	waitUntil(t, exists(d.sock))
 	return d
 }
 
@@ -159,7 +157,7 @@ func TestShutdownDrainsCallsInFlight(t *testing.T) {
 		resp, err := d.runPodSandbox(context.Background())
 		res <- result{resp, err}
 	}()
-	waitUntil(t, func() bool { return d.exists("add-started") })
+	waitUntil(t, exists(filepath.Join(d.dir, "add-started")))
 	d.cancel() // SIGTERM
 	// Had Run stopped serving, the call would fail instead of finishing.
 	if err := os.WriteFile(filepath.Join(d.dir, "release"), nil, 0o644); err != nil {
@@ -184,7 +182,7 @@ func TestShutdownRollsBackBeforeExit(t *testing.T) {
 		_, err := d.runPodSandbox(context.Background())
 		res <- err
 	}()
-	waitUntil(t, func() bool { return d.exists("add-started") })
+	waitUntil(t, exists(filepath.Join(d.dir, "add-started")))
 	d.cancel()
 	if err := <-d.done; err != nil {
 		t.Fatalf("Run = %v", err)
@@ -226,9 +224,12 @@ func TestRunKillsOrphanedPlugins(t *testing.T) {
 	exited := make(chan struct{})
 	go func() { _ = orphan.Wait(); close(exited) }()
 	t.Cleanup(func() { _ = orphan.Process.Kill() })
-	waitUntil(t, func() bool {
+	waitUntil(t, func(context.Context) error {
 		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", orphan.Process.Pid))
-		return slices.Contains(splitNUL(env), cniexec.InstanceEnv+"="+instance)
+		if !slices.Contains(splitNUL(env), cniexec.InstanceEnv+"="+instance) {
+			return fmt.Errorf("the orphan (pid %d) has no instance marker yet", orphan.Process.Pid)
+		}
+		return nil
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -244,7 +245,7 @@ func TestRunKillsOrphanedPlugins(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the orphaned plugin still runs")
 	}
-	waitUntil(t, func() bool { _, err := os.Stat(filepath.Join(dir, "p.sock")); return err == nil }) // serving
+	waitUntil(t, exists(filepath.Join(dir, "p.sock"))) // serving
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -264,11 +265,18 @@ func splitNUL(b []byte) []string {
 	return out
 }
 
-func waitUntil(t *testing.T, cond func() bool) {
+// waitUntil polls cond, failing the test if it is not done within 10 s.
+func waitUntil(t *testing.T, cond poll.Condition) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10 s")
-		}
+	if err := poll.Until(t.Context(), 10*time.Millisecond, 10*time.Second, cond); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// exists is done once path exists.
+func exists(path string) poll.Condition {
+	return func(context.Context) error {
+		_, err := os.Stat(path)
+		return err
 	}
 }

@@ -77,6 +77,11 @@ func TestParse(t *testing.T) {
 			[]string{`key "default-route" of the NPWG`, `key "cni-args" of the NPWG`, `key "portMappings" of the NPWG`, `key "bandwidth" of the NPWG`, `key "infiniband-guid" of the NPWG`, `key "ipam-claim-reference" of the NPWG`}},
 		{"json key case", `[{"Name":"blue"}]`, nil, []string{`unknown key "Name"`}},
 		{"json duplicate key", `[{"name":"blue","name":"red"}]`, nil, []string{`duplicate key "name"`}},
+		{"json escaped duplicate key", `[{"name":"blue","n\u0061me":"red"}]`, nil, []string{`networks[0] ("red"): duplicate key "name"`}},
+		{"json problems of two entries", `[{"name":"a","ips":[]},{"foo":1,"name":"b","mac":"x","mac":"y"}]`, nil,
+			[]string{`networks[0] ("a"): "ips" must not be empty`, `networks[1] ("b"): unknown key "foo"`, `networks[1] ("b"): duplicate key "mac"`}},
+		{"json malformed second", `[{"name":"a"},{"name":b}]`, nil, []string{`networks[1] (""): invalid JSON: invalid character 'b'`}},
+		{"json null entry", `[{"name":"a"},null]`, nil, []string{`networks[1] (""): must be a JSON object`}},
 		{"json malformed", `[{"name":"blue"`, nil, []string{"invalid JSON"}},
 		{"json malformed value", `[{"name":blue}]`, nil, []string{"invalid character"}},
 		{"json trailing data", `[{"name":"blue"}] x`, nil, []string{"invalid JSON"}},
@@ -122,6 +127,19 @@ func TestParse(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestRequestKeys(t *testing.T) {
+	// keyProblem tells duplicate keys from unknown ones by requestKeys.
+	var keys []string
+	typ := reflect.TypeFor[Request]()
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		keys = append(keys, name)
+	}
+	if !reflect.DeepEqual(keys, requestKeys) {
+		t.Errorf("Request's JSON keys are %q, requestKeys %q", keys, requestKeys)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	strictjson "sigs.k8s.io/json"
 )
 
 // errNamespace explains why a namespace is refused: NPWG networks are
@@ -17,6 +19,9 @@ var errNamespace = errors.New("networks are node-level and have no namespace")
 // 4.1.2.1) this project does not implement. They get a clearer error than
 // keys that are simply unknown.
 var npwgKeys = []string{"default-route", "cni-args", "portMappings", "bandwidth", "infiniband-guid", "ipam-claim-reference"}
+
+// requestKeys are the JSON keys of Request.
+var requestKeys = []string{"name", "interface", "ips", "mac"}
 
 // Parse parses a pod's AnnotationKey value, validates it and assigns the
 // interface names left empty: ParseAnnotation, then Validate, then
@@ -89,10 +94,11 @@ func parseText(value string) ([]Request, error) {
 	return reqs, nil
 }
 
-// parseJSON parses the JSON list form. It walks tokens rather than
-// unmarshalling into a struct because encoding/json matches keys
-// case-insensitively, lets the last of duplicate keys win and would drop
-// unknown keys silently; the NPWG keys are exact and unknown ones must fail.
+// parseJSON parses the JSON list form. Elements are decoded one at a time
+// so that every error names its element. encoding/json would match keys
+// case-insensitively, let the last of duplicate keys win and drop unknown
+// keys; sigs.k8s.io/json's strict mode matches them exactly and reports
+// the duplicate and unknown ones.
 func parseJSON(value string) ([]Request, error) {
 	dec := json.NewDecoder(strings.NewReader(value))
 	if _, err := dec.Token(); err != nil { // '[', checked by the caller
@@ -101,12 +107,28 @@ func parseJSON(value string) ([]Request, error) {
 	var reqs []Request
 	var errs []error
 	for i := 0; dec.More(); i++ {
-		r, problems, err := parseJSONElement(dec)
+		var elem json.RawMessage
+		if err := dec.Decode(&elem); err != nil {
+			return nil, fmt.Errorf("%s: %w", label(i, ""), invalidJSON(err))
+		}
+		if elem[0] != '{' { // null would decode to an empty request
+			return nil, fmt.Errorf("%s: must be a JSON object", label(i, ""))
+		}
+		var r Request
+		// elem is well-formed: err can only be a type error.
+		problems, err := strictjson.UnmarshalStrict(elem, &r)
 		if err != nil {
+			var typeErr *json.UnmarshalTypeError
+			if errors.As(err, &typeErr) {
+				err = fmt.Errorf("key %q: %w", typeErr.Field, err)
+			}
 			return nil, fmt.Errorf("%s: %w", label(i, r.Name), err)
 		}
+		if r.IPs != nil && len(r.IPs) == 0 {
+			problems = append(problems, errors.New(`"ips" must not be empty: omit the key instead`))
+		}
 		for _, p := range problems {
-			errs = append(errs, fmt.Errorf("%s: %w", label(i, r.Name), p))
+			errs = append(errs, fmt.Errorf("%s: %w", label(i, r.Name), keyProblem(p)))
 		}
 		reqs = append(reqs, r)
 	}
@@ -125,77 +147,31 @@ func parseJSON(value string) ([]Request, error) {
 	return reqs, nil
 }
 
-// parseJSONElement reads one object of the list. problems are key-level
-// errors found while the stream stayed readable (so the caller can label
-// them with the name, which may come after them); err means the stream is
-// broken and parsing stops.
-func parseJSONElement(dec *json.Decoder) (r Request, problems []error, err error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return r, nil, invalidJSON(err)
+// keyProblem rewords a strict error of sigs.k8s.io/json, whose field path
+// is the key (Request is flat). Its kind is not exported: a key of Request
+// can only be a duplicate, any other only unknown.
+func keyProblem(err error) error {
+	var fe strictjson.FieldError
+	if !errors.As(err, &fe) {
+		return err
 	}
-	if tok != json.Delim('{') {
-		return r, nil, errors.New("must be a JSON object")
+	switch key := fe.FieldPath(); {
+	case slices.Contains(requestKeys, key):
+		return fmt.Errorf("duplicate key %q", key)
+	case key == "namespace":
+		return fmt.Errorf("key \"namespace\": %w: remove the key", errNamespace)
+	case slices.Contains(npwgKeys, key):
+		return fmt.Errorf("key %q of the NPWG network selection element is not supported", key)
+	default:
+		return fmt.Errorf("unknown key %q", key)
 	}
-	var seen [4]bool // name, interface, ips, mac
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return r, nil, invalidJSON(err)
-		}
-		key, _ := tok.(string) // object keys are always strings
-		var dst any
-		var seenIdx int
-		switch key {
-		case "name":
-			dst, seenIdx = &r.Name, 0
-		case "interface":
-			dst, seenIdx = &r.Interface, 1
-		case "ips":
-			dst, seenIdx = &r.IPs, 2
-		case "mac":
-			dst, seenIdx = &r.MAC, 3
-		default:
-			switch {
-			case key == "namespace":
-				problems = append(problems, fmt.Errorf("key \"namespace\": %w: remove the key", errNamespace))
-			case slices.Contains(npwgKeys, key):
-				problems = append(problems, fmt.Errorf("key %q of the NPWG network selection element is not supported", key))
-			default:
-				problems = append(problems, fmt.Errorf("unknown key %q", key))
-			}
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				return r, nil, fmt.Errorf("key %q: %w", key, invalidJSON(err))
-			}
-			continue
-		}
-		if seen[seenIdx] {
-			problems = append(problems, fmt.Errorf("duplicate key %q", key))
-		}
-		seen[seenIdx] = true
-		if err := dec.Decode(dst); err != nil {
-			return r, nil, fmt.Errorf("key %q: %w", key, invalidJSON(err))
-		}
-		if key == "ips" && r.IPs != nil && len(r.IPs) == 0 {
-			problems = append(problems, errors.New(`"ips" must not be empty: omit the key instead`))
-		}
-	}
-	if _, err := dec.Token(); err != nil { // '}'
-		return r, nil, invalidJSON(err)
-	}
-	return r, problems, nil
 }
 
-// invalidJSON wraps a decoding error. The decoder reports a value cut short
+// invalidJSON wraps a syntax error. The decoder reports a value cut short
 // as io.EOF, which reads as success in a message.
 func invalidJSON(err error) error {
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
-	}
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
-		return err // well-formed JSON of the wrong type; says so itself
 	}
 	return fmt.Errorf("invalid JSON: %w", err)
 }

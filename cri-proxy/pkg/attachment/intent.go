@@ -66,7 +66,7 @@ func (m *Manager) Intend(pod PodRef, reqs []Request) (*Intent, error) {
 
 	data, err := json.Marshal(in)
 	if err == nil {
-		err = writeFileAtomic(filepath.Dir(in.file), filepath.Base(in.file), data)
+		err = writeFileDurable(in.file, data)
 	}
 	if err != nil {
 		m.mu.Lock()
@@ -127,7 +127,7 @@ func loadIntents(stateDir string) (map[sandboxKey]*Intent, []error) {
 	var errs []error
 	for _, e := range entries {
 		path := filepath.Join(dir, e.Name())
-		if strings.HasPrefix(e.Name(), ".") && strings.HasSuffix(e.Name(), ".tmp") {
+		if isTempFile(e.Name()) {
 			_ = os.Remove(path)
 			continue
 		}

@@ -17,6 +17,7 @@ import (
 
 	"sigs.k8s.io/pod-networks/cri-proxy/internal/fakecni"
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/catalog"
+	"sigs.k8s.io/pod-networks/internal/poll"
 )
 
 // env is a Manager over a catalog of fake networks.
@@ -408,16 +409,30 @@ func TestAttachConcurrencyBound(t *testing.T) {
 		e.fe.AddDelay[n] = 50 * time.Millisecond
 		reqs = append(reqs, Request{Name: n, Interface: fmt.Sprintf("net%d", i+1)})
 	}
-	start := time.Now()
-	if _, err := e.m.Attach(context.Background(), testPod, testNetNS, reqs); err != nil {
+	// ADDs are held until three run at once, so the bound is reached
+	// however the goroutines are scheduled.
+	release := make(chan struct{})
+	e.fe.OnAdd = func(fakecni.Call) { <-release }
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.m.Attach(context.Background(), testPod, testNetNS, reqs)
+		done <- err
+	}()
+	err := poll.Until(t.Context(), 5*time.Millisecond, 10*time.Second, func(context.Context) error {
+		if n := e.fe.MaxInflight(); n < 3 {
+			return fmt.Errorf("%d ADDs at once", n)
+		}
+		return nil
+	})
+	close(release)
+	if err != nil {
+		t.Errorf("the ADDs did not run in parallel: %v", err)
+	}
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	took := time.Since(start)
 	if e.fe.MaxInflight() != 3 {
 		t.Errorf("at most %d ADDs ran at once, want 3", e.fe.MaxInflight())
-	}
-	if took >= 8*50*time.Millisecond {
-		t.Errorf("8 ADDs of 50ms took %v: not parallel", took)
 	}
 	e.fe.ResetCalls()
 	if err := e.m.Detach(context.Background(), testPod.SandboxID); err != nil {
@@ -431,26 +446,37 @@ func TestAttachConcurrencyBound(t *testing.T) {
 
 func TestSlowNetworkDoesNotBlockOthers(t *testing.T) {
 	e := newEnv(t, Config{Concurrency: 2}, fakeNetworks("slow", "a", "b", "c"))
-	e.fe.AddDelay["slow"] = 500 * time.Millisecond
-	for _, n := range []string{"a", "b", "c"} {
-		e.fe.AddDelay[n] = 20 * time.Millisecond
+	// The slow ADD is held until the others have finished: had it held
+	// them up, they would not.
+	release := make(chan struct{})
+	e.fe.OnAdd = func(c fakecni.Call) {
+		if c.Network == "slow" {
+			<-release
+		}
 	}
 	reqs := []Request{{Name: "slow", Interface: "net1"}, {Name: "a", Interface: "net2"}, {Name: "b", Interface: "net3"}, {Name: "c", Interface: "net4"}}
-	if _, err := e.m.Attach(context.Background(), testPod, testNetNS, reqs); err != nil {
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.m.Attach(context.Background(), testPod, testNetNS, reqs)
+		done <- err
+	}()
+	err := poll.Until(t.Context(), 5*time.Millisecond, 10*time.Second, func(context.Context) error {
+		var finished []string
+		for _, c := range e.fe.Calls("ADD") {
+			finished = append(finished, c.Network)
+		}
+		slices.Sort(finished)
+		if !slices.Equal(finished, []string{"a", "b", "c"}) {
+			return fmt.Errorf("finished ADDs %v", finished)
+		}
+		return nil
+	})
+	close(release)
+	if err != nil {
+		t.Errorf("the other networks did not finish while the slow one ran: %v", err)
+	}
+	if err := <-done; err != nil {
 		t.Fatal(err)
-	}
-	var slowEnd time.Time
-	ends := map[string]time.Time{}
-	for _, c := range e.fe.Calls("ADD") {
-		ends[c.Network] = c.End
-		if c.Network == "slow" {
-			slowEnd = c.End
-		}
-	}
-	for _, n := range []string{"a", "b", "c"} {
-		if !ends[n].Before(slowEnd) {
-			t.Errorf("network %s finished after the slow one", n)
-		}
 	}
 }
 
@@ -562,16 +588,26 @@ func TestRestartKeepsAttachments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A corrupt record and a temporary of an interrupted write are skipped.
+	// Records hold the networks' configs: only the proxy may read them.
+	if fi, err := os.Stat(recordFile(e.stateDir, testPod.SandboxID)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("record: %v, %v; want mode 0600", fi, err)
+	}
+	// A corrupt record and temporaries of interrupted writes (renameio's,
+	// and those of versions before it) are skipped.
+	temps := []string{".x.json5577006791947779410", ".x.123.tmp"}
 	fakecni.WriteFile(t, e.stateDir, "corrupt.json", "{")
-	fakecni.WriteFile(t, e.stateDir, ".x.123.tmp", "{")
+	for _, name := range temps {
+		fakecni.WriteFile(t, e.stateDir, name, "{")
+	}
 
 	m2 := e.restart(Config{})
 	if got := m2.Attachments(testPod.SandboxID); !equalAttachments(got, atts) {
 		t.Fatalf("after restart: Attachments() = %v, want %v", got, atts)
 	}
-	if _, err := os.Stat(filepath.Join(e.stateDir, ".x.123.tmp")); !os.IsNotExist(err) {
-		t.Errorf("temporary not removed: %v", err)
+	for _, name := range temps {
+		if _, err := os.Stat(filepath.Join(e.stateDir, name)); !os.IsNotExist(err) {
+			t.Errorf("temporary %s not removed: %v", name, err)
+		}
 	}
 	os.Remove(filepath.Join(e.stateDir, "corrupt.json"))
 	// The network is gone from the node: DEL still works from the record.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/utils"
+	"github.com/google/renameio/v2"
 )
 
 // recordVersion is the version of the record format.
@@ -92,35 +93,38 @@ func writeRecord(dir string, rec *record) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(dir, rec.Pod.SandboxID+".json", data)
+	return writeFileDurable(recordFile(dir, rec.Pod.SandboxID), data)
 }
 
-// writeFileAtomic writes dir/name so that a crash leaves either the old
-// file or the new one, and the new one is on disk when it returns.
-func writeFileAtomic(dir, name string, data []byte) (retErr error) {
-	f, err := os.CreateTemp(dir, "."+name+".*.tmp")
-	if err != nil {
+// writeFileDurable writes path so that a crash leaves either the old file
+// or the new one, and the new one is on disk when it returns.
+func writeFileDurable(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	// The temporary goes next to path, not to os.TempDir: the rename stays
+	// on one file system and isTempFile finds what a crash leaves.
+	if err := renameio.WriteFile(path, data, 0o600, renameio.WithTempDir(dir)); err != nil {
 		return err
 	}
-	defer func() {
-		if retErr != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
-		return err
-	}
+	// renameio does not fsync the directory: a crash could lose the rename.
 	return syncDir(dir)
+}
+
+// isTempFile reports whether name is the temporary of an interrupted
+// write: renameio's ".<name><random digits>", or ".<name>.<random>.tmp" of
+// versions before it.
+func isTempFile(name string) bool {
+	if !strings.HasPrefix(name, ".") {
+		return false
+	}
+	if strings.HasSuffix(name, ".tmp") {
+		return true
+	}
+	i := strings.LastIndex(name, ".json")
+	if i < 1 {
+		return false
+	}
+	digits := name[i+len(".json"):]
+	return digits != "" && strings.Trim(digits, "0123456789") == ""
 }
 
 // removeRecord deletes a sandbox's record; a missing one is not an error.
@@ -161,7 +165,7 @@ func loadRecords(dir string) (map[string]*record, []error) {
 		if e.IsDir() {
 			continue
 		}
-		if strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".tmp") {
+		if isTempFile(name) {
 			_ = os.Remove(path)
 			continue
 		}

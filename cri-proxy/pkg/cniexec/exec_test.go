@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"sigs.k8s.io/pod-networks/internal/poll"
 )
 
 func writeScript(t *testing.T, dir, name, body string) string {
@@ -68,7 +70,8 @@ func TestPluginExecKillsProcessGroupOnTimeout(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err := New(Options{}).ExecPlugin(ctx, p, nil, nil)
-	if took := time.Since(start); took > WaitDelay+2*time.Second {
+	// Loose: what this guards against is waiting for the 60 s child.
+	if took := time.Since(start); took > WaitDelay+10*time.Second {
 		t.Errorf("ExecPlugin returned after %v", took)
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {
@@ -79,13 +82,7 @@ func TestPluginExecKillsProcessGroupOnTimeout(t *testing.T) {
 	if _, perr := fmt.Sscan(string(data), &pid); perr != nil {
 		t.Fatalf("child pid: %v", perr)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for processRunning(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the plugin's child %d survived", pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, exited(pid))
 }
 
 // processRunning tells whether pid runs (a zombie does not count).
@@ -117,7 +114,12 @@ rmdir "$DIR/run.$$"`)
 		}()
 	}
 	// Release once two are running: the others must have waited.
-	waitFor(t, func() bool { return countLines(filepath.Join(dir, "seen")) >= 2 })
+	waitFor(t, func(context.Context) error {
+		if n := countLines(filepath.Join(dir, "seen")); n < 2 {
+			return fmt.Errorf("%d plugins started", n)
+		}
+		return nil
+	})
 	if err := os.WriteFile(filepath.Join(dir, "release"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +146,10 @@ func TestMaxProcessesWaitEndsWithContext(t *testing.T) {
 		_, err := e.ExecPlugin(context.Background(), p, nil, []string{"DIR=" + dir})
 		done <- err
 	}()
-	waitFor(t, func() bool { _, err := os.Stat(filepath.Join(dir, "started")); return err == nil })
+	waitFor(t, func(context.Context) error {
+		_, err := os.Stat(filepath.Join(dir, "started"))
+		return err
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := e.ExecPlugin(ctx, p, nil, []string{"DIR=" + dir})
@@ -174,7 +179,7 @@ func TestKillOrphans(t *testing.T) {
 	ours := start(InstanceEnv+"=test-a", "OTHER=1")
 	other := start(InstanceEnv + "=test-b")
 	unmarked := start()
-	waitFor(t, func() bool { return hasEnv(ours.Process.Pid, InstanceEnv+"=test-a") })
+	waitFor(t, hasEnv(ours.Process.Pid, InstanceEnv+"=test-a"))
 	// Reap what is killed so that it does not linger as a zombie.
 	reaped := make(chan struct{})
 	go func() { _, _ = ours.Process.Wait(); close(reaped) }()
@@ -213,23 +218,36 @@ func TestPluginDiesWithItsParent(t *testing.T) {
 	if err := parent.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return countLines(pidFile) == 1 })
+	waitFor(t, func(context.Context) error {
+		if countLines(pidFile) != 1 {
+			return errors.New("the plugin has not written its pid")
+		}
+		return nil
+	})
 	pid := readInt(t, pidFile)
-	waitFor(t, func() bool { return hasEnv(pid, InstanceEnv+"=test-parent") })
+	waitFor(t, hasEnv(pid, InstanceEnv+"=test-parent"))
 	if err := parent.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	_, _ = parent.Process.Wait()
-	waitFor(t, func() bool { return !processRunning(pid) })
+	waitFor(t, exited(pid))
 }
 
-// waitFor polls cond for up to 10 s.
-func waitFor(t *testing.T, cond func() bool) {
+// waitFor polls cond, failing the test if it is not done within 10 s.
+func waitFor(t *testing.T, cond poll.Condition) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10 s")
+	if err := poll.Until(t.Context(), 10*time.Millisecond, 10*time.Second, cond); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// exited is done once pid no longer runs.
+func exited(pid int) poll.Condition {
+	return func(context.Context) error {
+		if processRunning(pid) {
+			return fmt.Errorf("process %d still runs", pid)
 		}
+		return nil
 	}
 }
 
@@ -248,9 +266,18 @@ func readInt(t *testing.T, path string) int {
 	return n
 }
 
-func hasEnv(pid int, kv string) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-	return err == nil && slices.Contains(strings.Split(string(data), "\x00"), kv)
+// hasEnv is done once pid's environment has kv.
+func hasEnv(pid int, kv string) poll.Condition {
+	return func(context.Context) error {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(strings.Split(string(data), "\x00"), kv) {
+			return fmt.Errorf("process %d has no %s yet", pid, kv)
+		}
+		return nil
+	}
 }
 
 // A plugin that exits 0 while a child of its own keeps its output open

@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/attachment"
+	"sigs.k8s.io/pod-networks/internal/poll"
 	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
@@ -61,14 +63,27 @@ func newClient(objects ...runtime.Object) *metadatafake.FakeMetadataClient {
 	return metadatafake.NewSimpleMetadataClient(scheme, objects...)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitFor polls cond, failing the test if it is not done within 10 s.
+func waitFor(t *testing.T, what string, cond poll.Condition) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err := poll.Until(t.Context(), 5*time.Millisecond, 10*time.Second, cond); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
 	}
+}
+
+// annotationIs is done once the object's annotation key is want.
+func annotationIs(t *testing.T, c *metadatafake.FakeMetadataClient, gvr schema.GroupVersionResource, namespace, name, key, want string) poll.Condition {
+	return func(context.Context) error {
+		if got := annotation(t, c, gvr, namespace, name, key); got != want {
+			return fmt.Errorf("%s is %q", key, got)
+		}
+		return nil
+	}
+}
+
+// nodeAnnotationIs is done once node1's network annotation is want.
+func nodeAnnotationIs(t *testing.T, c *metadatafake.FakeMetadataClient, want string) poll.Condition {
+	return annotationIs(t, c, Nodes, "", "node1", netrequest.AnnotationKey, want)
 }
 
 func annotation(t *testing.T, c *metadatafake.FakeMetadataClient, gvr schema.GroupVersionResource, namespace, name, key string) string {
@@ -78,10 +93,6 @@ func annotation(t *testing.T, c *metadatafake.FakeMetadataClient, gvr schema.Gro
 		return ""
 	}
 	return o.Annotations[key]
-}
-
-func nodeAnnotation(t *testing.T, c *metadatafake.FakeMetadataClient) string {
-	return annotation(t, c, Nodes, "", "node1", netrequest.AnnotationKey)
 }
 
 func TestNodePublishesOncePerChange(t *testing.T) {
@@ -94,16 +105,16 @@ func TestNodePublishesOncePerChange(t *testing.T) {
 	go n.Run(ctx)
 
 	n.Set([]string{"red", "blue"})
-	waitFor(t, "the first value after two failed PATCHes", func() bool { return nodeAnnotation(t, c) == "blue,red" })
+	waitFor(t, "the first value after two failed PATCHes", nodeAnnotationIs(t, c, "blue,red"))
 	if got := p.get("node1"); got != 3 {
 		t.Errorf("PATCH calls = %d, want 3 (two failures, one success)", got)
 	}
 	n.Set([]string{"blue", "red"}) // same set: steady state
 	n.Set([]string{"green"})
-	waitFor(t, "the changed value", func() bool { return nodeAnnotation(t, c) == "green" })
+	waitFor(t, "the changed value", nodeAnnotationIs(t, c, "green"))
 	n.Set([]string{"green"})
 	n.Set([]string{"yellow"}) // values are published in order: a barrier
-	waitFor(t, "the last value", func() bool { return nodeAnnotation(t, c) == "yellow" })
+	waitFor(t, "the last value", nodeAnnotationIs(t, c, "yellow"))
 	if got := p.get("node1"); got != 5 {
 		t.Errorf("PATCH calls = %d, want 5: one per change, none for an unchanged set", got)
 	}
@@ -119,7 +130,7 @@ func TestNodeSkipsPatchWhenAnnotationAlreadyRight(t *testing.T) {
 	go n.Run(ctx)
 	n.Set([]string{"blue"})
 	n.Set([]string{"red"})
-	waitFor(t, "the next value", func() bool { return nodeAnnotation(t, c) == "red" })
+	waitFor(t, "the next value", nodeAnnotationIs(t, c, "red"))
 	if got := p.get("node1"); got != 1 {
 		t.Errorf("PATCH calls = %d, want 1 (red): the node already had blue", got)
 	}
@@ -132,19 +143,22 @@ func TestNodeWaitsForRegistration(t *testing.T) {
 	n := NewNode(c, "node1")
 	go n.Run(ctx)
 	n.Set([]string{"blue"})
-	waitFor(t, "two failed GETs: the node is not registered yet", func() bool {
+	waitFor(t, "two failed GETs: the node is not registered yet", func(context.Context) error {
 		gets := 0
 		for _, a := range c.Actions() {
 			if a.GetVerb() == "get" {
 				gets++
 			}
 		}
-		return gets >= 2
+		if gets < 2 {
+			return fmt.Errorf("%d GETs", gets)
+		}
+		return nil
 	})
 	if _, err := c.Resource(Nodes).(metadatafake.MetadataClient).CreateFake(object("Node", "", "node1", "", nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the annotation on the registered node", func() bool { return nodeAnnotation(t, c) == "blue" })
+	waitFor(t, "the annotation on the registered node", nodeAnnotationIs(t, c, "blue"))
 }
 
 func TestPodsWritesNetworkStatus(t *testing.T) {
@@ -164,9 +178,7 @@ func TestPodsWritesNetworkStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the network-status annotation", func() bool {
-		return annotation(t, c, Pods, "team", "web", netrequest.StatusAnnotationKey) == want
-	})
+	waitFor(t, "the network-status annotation", annotationIs(t, c, Pods, "team", "web", netrequest.StatusAnnotationKey, want))
 	if got := p.get("web"); got != 2 {
 		t.Errorf("PATCH calls = %d, want 2 (one failure retried)", got)
 	}
@@ -190,8 +202,11 @@ func TestPodsGivesUpOnDeletedPod(t *testing.T) {
 	pods.PublishPod(attachment.PodRef{Namespace: "team", Name: "gone", UID: "u"}, nil, nil)
 	// Statuses are written in order: once web's is, gone's retries are over.
 	pods.PublishPod(attachment.PodRef{Namespace: "team", Name: "web", UID: "uid-1"}, nil, nil)
-	waitFor(t, "the next pod's status", func() bool {
-		return annotation(t, c, Pods, "team", "web", netrequest.StatusAnnotationKey) != ""
+	waitFor(t, "the next pod's status", func(context.Context) error {
+		if annotation(t, c, Pods, "team", "web", netrequest.StatusAnnotationKey) == "" {
+			return errors.New("no status yet")
+		}
+		return nil
 	})
 	if got := p.get("gone"); got != 1 {
 		t.Errorf("PATCH calls = %d, want 1: a missing pod is not retried", got)
