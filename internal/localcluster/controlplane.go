@@ -1,8 +1,6 @@
 package localcluster
 
 import (
-	schedconfig "sigs.k8s.io/pod-networks/scheduler-plugin/config"
-
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -13,6 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	kubeschedulerv1 "k8s.io/kube-scheduler/config/v1"
+	"sigs.k8s.io/yaml"
+
+	"sigs.k8s.io/pod-networks/internal/poll"
+	schedconfig "sigs.k8s.io/pod-networks/scheduler-plugin/config"
 )
 
 const (
@@ -20,11 +24,11 @@ const (
 	serviceClusterIP = "10.96.0.1"
 )
 
-func (o *Options) etcdDaemon() daemon {
-	client := fmt.Sprintf("http://127.0.0.1:%d", o.EtcdPort)
-	peer := fmt.Sprintf("http://127.0.0.1:%d", o.EtcdPort+1)
-	return daemon{name: "etcd", path: o.bin("etcd"), args: []string{
-		"--name=default", "--data-dir=" + o.etcdDir(),
+func (l layout) etcd() daemon {
+	client := fmt.Sprintf("http://127.0.0.1:%d", l.opts.EtcdPort)
+	peer := fmt.Sprintf("http://127.0.0.1:%d", l.opts.EtcdPort+1)
+	return daemon{name: "etcd", path: l.bin("etcd"), args: []string{
+		"--name=default", "--data-dir=" + l.etcdDir(),
 		"--listen-client-urls=" + client, "--advertise-client-urls=" + client,
 		"--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer,
 		"--initial-cluster=default=" + peer,
@@ -33,16 +37,16 @@ func (o *Options) etcdDaemon() daemon {
 	}}
 }
 
-func (o *Options) apiserverDaemon() daemon {
-	return daemon{name: "kube-apiserver", path: o.kubeBin("kube-apiserver"), args: append([]string{
-		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", o.EtcdPort),
+func (l layout) apiserver() daemon {
+	return daemon{name: "kube-apiserver", path: l.kubeBin("kube-apiserver"), args: append([]string{
+		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", l.opts.EtcdPort),
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-		fmt.Sprintf("--secure-port=%d", o.APIServerPort),
-		"--cert-dir=" + filepath.Join(o.pkiDir(), "apiserver-generated"),
-		"--tls-cert-file=" + o.certPath("apiserver"), "--tls-private-key-file=" + o.keyPath("apiserver"),
-		"--client-ca-file=" + o.certPath("ca"),
-		"--kubelet-client-certificate=" + o.certPath("apiserver-kubelet-client"),
-		"--kubelet-client-key=" + o.keyPath("apiserver-kubelet-client"),
+		fmt.Sprintf("--secure-port=%d", l.opts.APIServerPort),
+		"--cert-dir=" + filepath.Join(l.pkiDir(), "apiserver-generated"),
+		"--tls-cert-file=" + l.certPath("apiserver"), "--tls-private-key-file=" + l.keyPath("apiserver"),
+		"--client-ca-file=" + l.certPath("ca"),
+		"--kubelet-client-certificate=" + l.certPath("apiserver-kubelet-client"),
+		"--kubelet-client-key=" + l.keyPath("apiserver-kubelet-client"),
 		// Node names do not resolve on this machine.
 		"--kubelet-preferred-address-types=InternalIP,Hostname",
 		"--authorization-mode=Node,RBAC",
@@ -50,87 +54,120 @@ func (o *Options) apiserverDaemon() daemon {
 		"--allow-privileged=true",
 		"--service-cluster-ip-range=" + serviceCIDR,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file=" + filepath.Join(o.pkiDir(), "sa.pub"),
-		"--service-account-signing-key-file=" + o.keyPath("sa"),
+		"--service-account-key-file=" + filepath.Join(l.pkiDir(), "sa.pub"),
+		"--service-account-signing-key-file=" + l.keyPath("sa"),
 		// A loopback advertise address cannot be an endpoint of the
 		// kubernetes Service; pods here reach the apiserver by no Service.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
-	}, o.featureGateArgs()...)}
+	}, l.featureGateArgs()...)}
 }
 
-func (o *Options) controllerManagerDaemon() daemon {
-	kc := o.kubeconfigFor("controller-manager")
-	return daemon{name: "kube-controller-manager", path: o.kubeBin("kube-controller-manager"), args: append([]string{
+func (l layout) controllerManager() daemon {
+	kc := l.kubeconfig("controller-manager")
+	return daemon{name: "kube-controller-manager", path: l.kubeBin("kube-controller-manager"), args: append([]string{
 		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
-		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", o.ControllerManagerPort),
-		"--service-account-private-key-file=" + o.keyPath("sa"),
-		"--root-ca-file=" + o.certPath("ca"),
+		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", l.opts.ControllerManagerPort),
+		"--service-account-private-key-file=" + l.keyPath("sa"),
+		"--root-ca-file=" + l.certPath("ca"),
 		"--use-service-account-credentials=true",
 		"--service-cluster-ip-range=" + serviceCIDR,
 		"--leader-elect=false",
 		"--profiling=false",
 		// The default is a host path under /usr/libexec.
-		"--flex-volume-plugin-dir=" + filepath.Join(o.StateDir, "flexvolume"),
-	}, o.featureGateArgs()...)}
+		"--flex-volume-plugin-dir=" + filepath.Join(l.opts.StateDir, "flexvolume"),
+	}, l.featureGateArgs()...)}
 }
 
-func (o *Options) schedulerDaemon() (daemon, error) {
-	kc := o.kubeconfigFor("scheduler")
-	bin := o.kubeBin("kube-scheduler")
-	var config []byte
-	if o.NetworkScheduler {
-		bin, config = o.kubeBin("pod-networks-scheduler"), schedconfig.SchedulerConfig()
+func (l layout) schedulerConfigFile() string {
+	return filepath.Join(l.configDir(), "kube-scheduler.yaml")
+}
+
+// usesSchedulerConfig reports whether the scheduler runs with --config:
+// the NodeNetworks scheduler's configuration, or Options.SchedulerConfig.
+func (l layout) usesSchedulerConfig() bool {
+	return l.opts.NetworkScheduler || l.opts.SchedulerConfig != ""
+}
+
+func (l layout) scheduler() daemon {
+	kc := l.kubeconfig("scheduler")
+	bin := l.kubeBin("kube-scheduler")
+	if l.opts.NetworkScheduler {
+		bin = l.kubeBin("pod-networks-scheduler")
 	}
-	if o.SchedulerBinary != "" {
-		bin = o.SchedulerBinary
+	if l.opts.SchedulerBinary != "" {
+		bin = l.opts.SchedulerBinary
 	}
-	args := []string{
+	args := append([]string{
 		"--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
-		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", o.SchedulerPort),
+		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", l.opts.SchedulerPort),
 		"--profiling=false",
-	}
-	args = append(args, o.featureGateArgs()...)
-	if o.SchedulerConfig != "" {
-		b, err := os.ReadFile(o.SchedulerConfig)
-		if err != nil {
-			return daemon{}, fmt.Errorf("scheduler config: %w", err)
-		}
-		config = b
-	}
-	if config == nil {
-		args = append(args, "--kubeconfig="+kc, "--leader-elect=false")
+	}, l.featureGateArgs()...)
+	if l.usesSchedulerConfig() {
+		args = append(args, "--config="+l.schedulerConfigFile())
 	} else {
-		cfg := filepath.Join(o.StateDir, "config", "kube-scheduler.yaml")
-		b := []byte(strings.ReplaceAll(string(config), "{{KUBECONFIG}}", kc))
-		if err := os.WriteFile(cfg, b, 0o644); err != nil {
-			return daemon{}, fmt.Errorf("scheduler config: %w", err)
-		}
-		args = append(args, "--config="+cfg)
+		args = append(args, "--kubeconfig="+kc, "--leader-elect=false")
 	}
-	return daemon{name: "kube-scheduler", path: bin, args: args}, nil
+	return daemon{name: "kube-scheduler", path: bin, args: args}
 }
 
-// httpsGetter returns a check that GETs url and wants 200; with a client
-// identity it presents that certificate and verifies the cluster CA.
-func (o *Options) httpsGetter(url, identity string) (func(context.Context) error, error) {
-	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // #nosec: /healthz of self-signed components
-	if identity != "" {
-		cert, err := tls.LoadX509KeyPair(o.certPath(identity), o.keyPath(identity))
-		if err != nil {
-			return nil, err
+// schedulerConfig is the KubeSchedulerConfiguration the scheduler runs
+// with, decoded strictly into the upstream type, with the scheduler's
+// kubeconfig set.
+func (l layout) schedulerConfig() ([]byte, error) {
+	b := schedconfig.SchedulerConfig()
+	if l.opts.SchedulerConfig != "" {
+		var err error
+		if b, err = os.ReadFile(l.opts.SchedulerConfig); err != nil {
+			return nil, fmt.Errorf("scheduler config: %w", err)
 		}
-		caPEM, err := os.ReadFile(o.certPath("ca"))
-		if err != nil {
-			return nil, err
-		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(caPEM)
-		tr.TLSClientConfig = &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool}
 	}
-	client := &http.Client{Transport: tr, Timeout: 2 * time.Second}
-	return func(ctx context.Context) error { return httpOK(ctx, client, url) }, nil
+	var cfg kubeschedulerv1.KubeSchedulerConfiguration
+	if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
+		return nil, fmt.Errorf("scheduler config: %w", err)
+	}
+	cfg.ClientConnection.Kubeconfig = l.kubeconfig("scheduler")
+	return yaml.Marshal(&cfg)
 }
+
+// apiserverReady checks /readyz as the cluster admin, verifying the
+// apiserver's certificate against the cluster CA. The client is made on
+// the first check: the certificates are written after the layout.
+func (l layout) apiserverReady() func(context.Context) error {
+	var client *http.Client
+	return func(ctx context.Context) error {
+		if client == nil {
+			cert, err := tls.LoadX509KeyPair(l.certPath("admin"), l.keyPath("admin"))
+			if err != nil {
+				return poll.Fatal(err)
+			}
+			caPEM, err := os.ReadFile(l.certPath("ca"))
+			if err != nil {
+				return poll.Fatal(err)
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(caPEM)
+			client = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+				TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool}}}
+		}
+		return httpOK(ctx, client, l.apiServerURL()+"/readyz")
+	}
+}
+
+// healthz checks a component's /healthz on its self-signed secure port.
+func (l layout) healthz(port int) func(context.Context) error {
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // #nosec: a self-signed component's /healthz
+	return func(ctx context.Context) error {
+		return httpOK(ctx, client, fmt.Sprintf("https://127.0.0.1:%d/healthz", port))
+	}
+}
+
+func (l layout) etcdHealthy(ctx context.Context) error {
+	return httpOK(ctx, httpClient, fmt.Sprintf("http://127.0.0.1:%d/health", l.opts.EtcdPort))
+}
+
+var httpClient = &http.Client{Timeout: 2 * time.Second}
 
 func httpOK(ctx context.Context, client *http.Client, url string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -147,8 +184,4 @@ func httpOK(ctx context.Context, client *http.Client, url string) error {
 		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
 	}
 	return nil
-}
-
-func (o *Options) etcdHealthy(ctx context.Context) error {
-	return httpOK(ctx, &http.Client{Timeout: 2 * time.Second}, fmt.Sprintf("http://127.0.0.1:%d/health", o.EtcdPort))
 }

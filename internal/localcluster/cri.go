@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -13,19 +14,27 @@ import (
 	"sigs.k8s.io/pod-networks/pkg/criinfo"
 )
 
+// runtimeClient dials a CRI endpoint (unix://...).
+func runtimeClient(endpoint string) (runtimeapi.RuntimeServiceClient, func(), error) {
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial CRI %s: %w", endpoint, err)
+	}
+	return runtimeapi.NewRuntimeServiceClient(conn), func() { conn.Close() }, nil
+}
+
 // removeSandboxes stops and removes every pod sandbox on the node through
 // a CRI endpoint, so the runtime (and a proxy in front of it) runs CNI DEL
 // and releases addresses, links and network namespaces before its
 // processes are stopped.
-func (o *Options) removeSandboxes(ctx context.Context, n Node, endpoint string) error {
+func removeSandboxes(ctx context.Context, n Node, endpoint string) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	rt, closeConn, err := runtimeClient(endpoint)
 	if err != nil {
-		return fmt.Errorf("%s: dial CRI: %w", n.Name, err)
+		return fmt.Errorf("%s: %w", n.Name, err)
 	}
-	defer conn.Close()
-	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	defer closeConn()
 	list, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
 	if err != nil {
 		return fmt.Errorf("%s: list sandboxes: %w", n.Name, err)
@@ -45,13 +54,12 @@ func (o *Options) removeSandboxes(ctx context.Context, n Node, endpoint string) 
 
 // SandboxNetNS returns the network namespace path of the pod sandbox the
 // runtime on node runs for the pod namespace/name.
-func (o *Options) SandboxNetNS(ctx context.Context, n Node, namespace, name string) (string, error) {
-	conn, err := grpc.NewClient("unix://"+n.ContainerdSocket(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+func (c *Cluster) SandboxNetNS(ctx context.Context, n Node, namespace, name string) (string, error) {
+	rt, closeConn, err := runtimeClient("unix://" + n.ContainerdSocket())
 	if err != nil {
 		return "", err
 	}
-	defer conn.Close()
-	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	defer closeConn()
 	list, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
 		State:         &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY},
 		LabelSelector: map[string]string{"io.kubernetes.pod.namespace": namespace, "io.kubernetes.pod.name": name},
@@ -67,4 +75,63 @@ func (o *Options) SandboxNetNS(ctx context.Context, n Node, namespace, name stri
 		return "", err
 	}
 	return criinfo.NetNSPath(st.GetInfo()["info"])
+}
+
+// criReady checks that the CRI runtime at endpoint reports RuntimeReady and
+// NetworkReady.
+func criReady(ctx context.Context, endpoint string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	rt, closeConn, err := runtimeClient(endpoint)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	st, err := rt.Status(ctx, &runtimeapi.StatusRequest{})
+	if err != nil {
+		return err
+	}
+	for _, want := range []string{runtimeapi.RuntimeReady, runtimeapi.NetworkReady} {
+		ok := false
+		for _, cond := range st.GetStatus().GetConditions() {
+			if cond.GetType() == want {
+				ok = cond.GetStatus()
+				if !ok {
+					return fmt.Errorf("%s false: %s: %s", want, cond.GetReason(), cond.GetMessage())
+				}
+			}
+		}
+		if !ok {
+			return fmt.Errorf("no %s condition", want)
+		}
+	}
+	return nil
+}
+
+// ContainerSandbox returns the ID of the pod sandbox a container runs in,
+// asking the node's containerd. containerID may carry kubelet's
+// "containerd://" prefix.
+func (c *Cluster) ContainerSandbox(ctx context.Context, node, containerID string) (string, error) {
+	n, err := c.l.node(node)
+	if err != nil {
+		return "", err
+	}
+	_, id, found := strings.Cut(containerID, "://")
+	if !found {
+		id = containerID
+	}
+	rt, closeConn, err := runtimeClient("unix://" + n.ContainerdSocket())
+	if err != nil {
+		return "", err
+	}
+	defer closeConn()
+	list, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{
+		Filter: &runtimeapi.ContainerFilter{Id: id}})
+	if err != nil {
+		return "", err
+	}
+	if len(list.GetContainers()) != 1 {
+		return "", fmt.Errorf("%s: %d containers with ID %s", n.Name, len(list.GetContainers()), id)
+	}
+	return list.GetContainers()[0].GetPodSandboxId(), nil
 }

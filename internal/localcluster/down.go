@@ -16,28 +16,29 @@ func Down(ctx context.Context, o Options) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	unlock, err := o.lock()
+	l := newLayout(o)
+	unlock, err := l.lock()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if owner, up := o.runningCluster(); up && owner != o.StateDir {
+	if owner, up := l.runningCluster(); up && owner != o.StateDir {
 		return fmt.Errorf("the running cluster's state is in %s, not %s", owner, o.StateDir)
 	}
-	return o.down(ctx)
+	return down(ctx, l)
 }
 
 // leftovers reports whether a cluster, running or dead, left anything.
-func (o *Options) leftovers() bool {
-	if _, err := os.Stat(o.RunDir); err == nil {
+func (l layout) leftovers() bool {
+	if _, err := os.Stat(l.opts.RunDir); err == nil {
 		return true
 	}
-	for _, p := range []string{o.pidDir(), o.hostFile(), filepath.Join(o.StateDir, "nodes"), o.etcdDir()} {
+	for _, p := range []string{l.pidDir(), l.hostFile(), filepath.Join(l.opts.StateDir, "nodes"), l.etcdDir()} {
 		if _, err := os.Stat(p); err == nil {
 			return true
 		}
 	}
-	for _, n := range o.nodes() {
+	for _, n := range l.nodes {
 		if _, err := os.Stat("/sys/class/net/" + n.Bridge); err == nil {
 			return true
 		}
@@ -47,56 +48,54 @@ func (o *Options) leftovers() bool {
 			}
 		}
 	}
-	return len(o.ourProcesses()) > 0
+	return len(l.ourProcesses()) > 0
 }
 
-func (o *Options) down(ctx context.Context) error {
-	o.loadSaved()
-	if !o.leftovers() {
+// down stops the cluster of l's state dir (with the nodes it was brought up
+// with) and restores the host.
+func down(ctx context.Context, l layout) error {
+	l = l.adoptSaved()
+	if !l.leftovers() {
 		return nil
 	}
-	o.logf("tearing down the cluster in %s", o.StateDir)
-	nodes := o.nodes()
+	l.opts.logf("tearing down the cluster in %s", l.opts.StateDir)
+	run := newRunner(l)
 	var wg sync.WaitGroup
-	for _, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			o.stopDaemon(n.Name+"-kubelet", 10*time.Second)
-			if r := o.recorded(n.Name + "-containerd"); r != nil && r.alive() {
+	for _, n := range l.nodes {
+		wg.Go(func() {
+			run.stop(n.Name+"-kubelet", 10*time.Second)
+			if r := run.recorded(n.Name + "-containerd"); r != nil && r.alive() {
 				// Through kubelet's endpoint, so a CRI proxy detaches its
 				// networks; straight to containerd if that fails.
-				if err := o.removeSandboxes(ctx, n, o.criEndpoint(n)); err != nil {
-					o.logf("warning: %v", err)
-					if err := o.removeSandboxes(ctx, n, "unix://"+n.ContainerdSocket()); err != nil {
-						o.logf("warning: %v", err)
+				if err := removeSandboxes(ctx, n, n.CRIEndpoint); err != nil {
+					l.opts.logf("warning: %v", err)
+					if err := removeSandboxes(ctx, n, "unix://"+n.ContainerdSocket()); err != nil {
+						l.opts.logf("warning: %v", err)
 					}
 				}
 			}
-			o.stopDaemon(n.Name+"-cri-proxy", 10*time.Second)
-			o.stopDaemon(n.Name+"-containerd", 10*time.Second)
-		}()
+			run.stop(n.Name+"-cri-proxy", 10*time.Second)
+			run.stop(n.Name+"-containerd", 10*time.Second)
+		})
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		o.stopDaemon("kube-scheduler", 5*time.Second)
-		o.stopDaemon("kube-controller-manager", 5*time.Second)
-	}()
+	wg.Go(func() {
+		run.stop("kube-scheduler", 5*time.Second)
+		run.stop("kube-controller-manager", 5*time.Second)
+	})
 	wg.Wait()
-	o.stopDaemon("kube-apiserver", 15*time.Second)
-	o.stopDaemon("etcd", 5*time.Second)
+	run.stop("kube-apiserver", 15*time.Second)
+	run.stop("etcd", 5*time.Second)
 
 	var errs []error
-	if err := o.killAll(); err != nil {
+	if err := l.killAll(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	if err := unmountAll(o.StateDir, o.RunDir); err != nil {
+	if err := unmountAll(l.opts.StateDir, l.opts.RunDir); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, o.deleteLinks(), o.removeCgroupRoots())
-	restoreErr := o.restoreHost()
-	if err := os.RemoveAll(o.RunDir); err != nil {
+	errs = append(errs, l.deleteLinks(), l.removeCgroupRoots(ctx))
+	restoreErr := l.restoreHost()
+	if err := os.RemoveAll(l.opts.RunDir); err != nil {
 		errs = append(errs, err)
 	}
 	// Keep the record of the host's settings until they are restored, so
@@ -104,28 +103,18 @@ func (o *Options) down(ctx context.Context) error {
 	keep := map[string]bool{"logs": true}
 	if restoreErr != nil {
 		errs = append(errs, restoreErr)
-		keep[filepath.Base(o.hostFile())] = true
+		keep[filepath.Base(l.hostFile())] = true
 	}
-	if err := o.removeState(keep); err != nil {
+	if err := removeState(l.opts.StateDir, keep); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
-func (o *Options) recorded(name string) *recorded {
-	rs, _ := o.recordedDaemons()
-	for _, r := range rs {
-		if r.name == name {
-			return &r
-		}
-	}
-	return nil
-}
-
 // removeState empties the state dir but for the entries in keep (the logs,
 // for a post-mortem).
-func (o *Options) removeState(keep map[string]bool) error {
-	ents, err := os.ReadDir(o.StateDir)
+func removeState(dir string, keep map[string]bool) error {
+	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -137,7 +126,7 @@ func (o *Options) removeState(keep map[string]bool) error {
 		if keep[e.Name()] {
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(o.StateDir, e.Name())); err != nil {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 			errs = append(errs, err)
 		}
 	}

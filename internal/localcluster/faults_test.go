@@ -67,13 +67,13 @@ func faultCluster(t *testing.T) *Cluster {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	o.KubeletPort = port - 5 // node1's proxy port
-	for _, d := range []string{o.pidDir(), o.logDir()} {
+	c := newCluster(o)
+	for _, d := range []string{c.l.pidDir(), c.l.logDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c := &Cluster{Options: o}
-	t.Cleanup(func() { o.stopDaemon("node1-cri-proxy", time.Second) })
+	t.Cleanup(func() { c.run.stop("node1-cri-proxy", time.Second) })
 	return c
 }
 
@@ -86,7 +86,7 @@ func TestKillAndStartProxy(t *testing.T) {
 	if err := c.StartProxy(ctx, "node1"); err != nil {
 		t.Fatalf("StartProxy: %v", err)
 	}
-	first := c.recorded("node1-cri-proxy")
+	first := c.run.recorded("node1-cri-proxy")
 	if first == nil || !first.alive() {
 		t.Fatal("no live proxy recorded after StartProxy")
 	}
@@ -99,13 +99,13 @@ func TestKillAndStartProxy(t *testing.T) {
 	if first.alive() {
 		t.Error("proxy alive after KillProxy returned")
 	}
-	if r := c.recorded("node1-cri-proxy"); r != nil {
+	if r := c.run.recorded("node1-cri-proxy"); r != nil {
 		t.Errorf("pid file of a killed proxy left: %+v", r)
 	}
 	if err := c.StartProxy(ctx, "node1"); err != nil {
 		t.Fatalf("StartProxy after a kill: %v", err)
 	}
-	if err := httpOK(ctx, httpClient, fmt.Sprintf("http://127.0.0.1:%d/healthz", c.nodes()[0].ProxyPort)); err != nil {
+	if err := httpOK(ctx, httpClient, fmt.Sprintf("http://127.0.0.1:%d/healthz", c.l.nodes[0].ProxyPort)); err != nil {
 		t.Errorf("healthz after restart: %v", err)
 	}
 	// Both lives are in the log, with the same arguments.
@@ -143,8 +143,8 @@ func TestStartProxyFailureNamesTheLog(t *testing.T) {
 }
 
 func TestNodeState(t *testing.T) {
-	o := testOptions(t)
-	n := o.nodes()[0]
+	c := newCluster(testOptions(t))
+	n := c.l.nodes[0]
 	ipam := filepath.Join(n.Dir, "ipam")
 	files := map[string]string{
 		"networks/blue.conflist": `{"cniVersion": "1.1.0", "name": "blue", "plugins": [{"type": "bridge", "bridge": "pnblue1",
@@ -176,7 +176,7 @@ func TestNodeState(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err := o.NodeState("node1")
+	s, err := c.NodeState("node1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestNodeState(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(n.Dir, "cri-proxy", "sb4.json"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	after, err := o.NodeState("node1")
+	after, err := c.NodeState("node1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,14 +220,13 @@ func TestNodeState(t *testing.T) {
 	if d != "lease red removed: 10.252.1.2\nproxy record added: sb4.json" {
 		t.Errorf("diff = %q", d)
 	}
-	if _, err := o.NodeState("node7"); err == nil {
+	if _, err := c.NodeState("node7"); err == nil {
 		t.Error("NodeState of an unknown node: want an error")
 	}
 }
 
 func TestNodeStateOfANodeWithNothing(t *testing.T) {
-	o := testOptions(t)
-	s, err := o.NodeState("node2")
+	s, err := newCluster(testOptions(t)).NodeState("node2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,9 +272,13 @@ func TestNSFSMountsUnder(t *testing.T) {
 303 25 0:4 net:[4026532293] /x/nodes/node10/containerd/state/netns/cni-3 rw - nsfs nsfs rw
 304 25 0:4 net:[4026532294] /run/netns/other rw - nsfs nsfs rw
 305 25 0:50 / /x/nodes/node1/containerd/root/overlay rw - overlay overlay rw
+306 25 0:4 net:[4026532295] /x/nodes/node1/a\040b/cni-4 rw - nsfs nsfs rw
 `
-	got := nsfsMountsUnder(mi, "/x/nodes/node1")
-	want := []string{"/x/nodes/node1/containerd/state/io.containerd.grpc.v1.cri/netns/cni-1", "/x/nodes/node1/containerd/state/io.containerd.grpc.v1.cri/netns/cni-2"}
+	got, err := nsfsMountsUnder(strings.NewReader(mi), "/x/nodes/node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/x/nodes/node1/a b/cni-4", "/x/nodes/node1/containerd/state/io.containerd.grpc.v1.cri/netns/cni-1", "/x/nodes/node1/containerd/state/io.containerd.grpc.v1.cri/netns/cni-2"}
 	if !slices.Equal(got, want) {
 		t.Errorf("nsfsMountsUnder = %q, want %q", got, want)
 	}

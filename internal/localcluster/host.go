@@ -1,7 +1,7 @@
 package localcluster
 
 import (
-	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +13,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/moby/sys/mountinfo"
+
+	"sigs.k8s.io/pod-networks/internal/poll"
 )
 
 // hostSysctls are the host-wide settings the cluster changes: the bridge
@@ -58,7 +62,7 @@ func sysctlPath(key string) string {
 	return filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
 }
 
-func (o *Options) recordHost() error {
+func (l layout) recordHost() error {
 	rec := hostRecord{Sysctls: map[string]string{}}
 	for _, k := range hostSysctls {
 		if v, err := readSysctl(k); err == nil {
@@ -81,21 +85,21 @@ func (o *Options) recordHost() error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(o.hostFile(), b, 0o644)
+	return os.WriteFile(l.hostFile(), b, 0o644)
 }
 
 // restoreHost puts back sysctls and removes host paths the cluster created;
 // in paths that existed before, it removes only symlinks into the state dir.
-func (o *Options) restoreHost() error {
+func (l layout) restoreHost() error {
 	var errs []error
-	b, err := os.ReadFile(o.hostFile())
+	b, err := os.ReadFile(l.hostFile())
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	var rec hostRecord
 	if len(b) > 0 {
 		if err := json.Unmarshal(b, &rec); err != nil {
-			return fmt.Errorf("read %s: %w", o.hostFile(), err)
+			return fmt.Errorf("read %s: %w", l.hostFile(), err)
 		}
 	}
 	for k, v := range rec.Sysctls {
@@ -122,7 +126,7 @@ func (o *Options) restoreHost() error {
 		}
 		for _, e := range ents {
 			full := filepath.Join(p, e.Name())
-			if t, err := os.Readlink(full); err == nil && strings.HasPrefix(t, o.StateDir+"/") {
+			if t, err := os.Readlink(full); err == nil && strings.HasPrefix(t, l.opts.StateDir+"/") {
 				_ = os.Remove(full)
 			}
 		}
@@ -130,13 +134,14 @@ func (o *Options) restoreHost() error {
 	return errors.Join(errs...)
 }
 
-// ourProcesses lists processes that belong to the cluster: started from its
-// binaries, naming its directories on their command line (shims), or living
-// in its nodes' cgroups (containers).
-func (o *Options) ourProcesses() []int {
+// ourProcesses lists processes that belong to the cluster: those naming
+// its directories on their command line (every daemon, shim and runc call),
+// CNI plugins run from its bin dir, and those living in its nodes' cgroups
+// (containers). Other programs in the bin dir (a benchmark) are not its.
+func (l layout) ourProcesses() []int {
 	self := os.Getpid()
 	inCgroup := map[int]bool{}
-	for _, n := range o.nodes() {
+	for _, n := range l.nodes {
 		for _, h := range cgroupHierarchies() {
 			_ = filepath.WalkDir(filepath.Join(h, n.CgroupRoot), func(p string, d os.DirEntry, err error) error {
 				if err != nil || !d.IsDir() {
@@ -166,7 +171,7 @@ func (o *Options) ourProcesses() []int {
 		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		cl := string(cmdline)
-		if strings.HasPrefix(exe, o.BinDir+"/") || strings.Contains(cl, o.StateDir+"/") || strings.Contains(cl, o.RunDir+"/") {
+		if strings.HasPrefix(exe, l.cniBinDir()+"/") || strings.Contains(cl, l.opts.StateDir+"/") || strings.Contains(cl, l.opts.RunDir+"/") {
 			if _, err := startTime(pid); err == nil { // not a zombie
 				out = append(out, pid)
 			}
@@ -177,49 +182,35 @@ func (o *Options) ourProcesses() []int {
 }
 
 // killAll SIGKILLs the cluster's remaining processes until none is left.
-func (o *Options) killAll() error {
-	var left []int
-	for i := 0; i < 100; i++ {
-		if left = o.ourProcesses(); len(left) == 0 {
-			return nil
-		}
+func (l layout) killAll(ctx context.Context) error {
+	return poll.Until(ctx, 50*time.Millisecond, 5*time.Second, func(context.Context) error {
+		left := l.ourProcesses()
 		for _, pid := range left {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("processes still running after SIGKILL: %v", left)
+		if len(left) > 0 {
+			return fmt.Errorf("processes still running after SIGKILL: %v", left)
+		}
+		return nil
+	})
 }
 
 // mountsUnder lists mount points at or below any of dirs, deepest first.
 func mountsUnder(dirs ...string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMount(fields[4])
+	mounts, _ := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) {
 		for _, d := range dirs {
-			if mp == d || strings.HasPrefix(mp, d+"/") {
-				out = append(out, mp)
-				break
+			if d == "/" || m.Mountpoint == d || strings.HasPrefix(m.Mountpoint, d+"/") {
+				return false, false
 			}
 		}
+		return true, false
+	})
+	out := make([]string, 0, len(mounts))
+	for _, m := range mounts {
+		out = append(out, m.Mountpoint)
 	}
 	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
 	return out
-}
-
-func unescapeMount(s string) string {
-	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-	return r.Replace(s)
 }
 
 func unmountAll(dirs ...string) error {
@@ -240,10 +231,10 @@ func unmountAll(dirs ...string) error {
 
 // deleteLinks removes each node's bridge, the bridges its extra networks
 // made (the bridge plugin never deletes one), and links enslaved to them.
-func (o *Options) deleteLinks() error {
+func (l layout) deleteLinks() error {
 	var errs []error
 	preexisting := map[string]bool{}
-	if b, err := os.ReadFile(o.hostFile()); err == nil {
+	if b, err := os.ReadFile(l.hostFile()); err == nil {
 		var rec hostRecord
 		if json.Unmarshal(b, &rec) == nil {
 			for _, l := range rec.Links {
@@ -251,7 +242,7 @@ func (o *Options) deleteLinks() error {
 			}
 		}
 	}
-	for _, n := range o.nodes() {
+	for _, n := range l.nodes {
 		for _, br := range append([]string{n.Bridge}, bridgesOf(n.NetworksDir())...) {
 			if _, err := os.Stat("/sys/class/net/" + br); err != nil || preexisting[br] {
 				continue
@@ -336,9 +327,9 @@ func createCgroupRoot(root string) error {
 }
 
 // removeCgroupRoots removes the nodes' cgroup trees, children first.
-func (o *Options) removeCgroupRoots() error {
+func (l layout) removeCgroupRoots(ctx context.Context) error {
 	var errs []error
-	for _, n := range o.nodes() {
+	for _, n := range l.nodes {
 		for _, h := range cgroupHierarchies() {
 			root := filepath.Join(h, n.CgroupRoot)
 			var dirs []string
@@ -350,14 +341,13 @@ func (o *Options) removeCgroupRoots() error {
 			})
 			sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
 			for _, d := range dirs {
-				var err error
-				for i := 0; i < 50; i++ { // a just-killed task may linger briefly
-					if err = syscall.Rmdir(d); err == nil || errors.Is(err, os.ErrNotExist) {
-						err = nil
-						break
+				// A just-killed task may linger briefly.
+				err := poll.Until(ctx, 20*time.Millisecond, time.Second, func(context.Context) error {
+					if err := syscall.Rmdir(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+						return err
 					}
-					time.Sleep(20 * time.Millisecond)
-				}
+					return nil
+				})
 				if err != nil {
 					errs = append(errs, fmt.Errorf("remove cgroup %s: %w", d, err))
 				}

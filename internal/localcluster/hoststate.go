@@ -26,9 +26,9 @@ type HostState struct {
 
 // Snapshot captures the host state relevant to the cluster o describes.
 func Snapshot(o Options) (HostState, error) {
-	o.loadSaved()
+	l := newLayout(o).adoptSaved()
 	var s HostState
-	for _, pid := range o.ourProcesses() {
+	for _, pid := range l.ourProcesses() {
 		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 		if exe == o.Runc {
 			continue // short-lived runc calls of a running shim are not state

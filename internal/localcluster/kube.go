@@ -2,8 +2,8 @@ package localcluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net/http"
 	"os/exec"
 	"strings"
 	"time"
@@ -11,16 +11,23 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"sigs.k8s.io/pod-networks/internal/poll"
 )
 
-var httpClient = &http.Client{Timeout: 2 * time.Second}
+// Kubeconfig is the path of the cluster admin's kubeconfig.
+func (c *Cluster) Kubeconfig() string { return c.l.kubeconfig("admin") }
+
+// NodeList lists the cluster's nodes in order.
+func (c *Cluster) NodeList() []Node { return append([]Node(nil), c.l.nodes...) }
 
 // Client returns a clientset for the cluster admin.
-func (o *Options) Client() (kubernetes.Interface, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig())
+func (c *Cluster) Client() (kubernetes.Interface, error) { return c.l.client() }
+
+func (l layout) client() (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", l.kubeconfig("admin"))
 	if err != nil {
 		return nil, err
 	}
@@ -29,40 +36,33 @@ func (o *Options) Client() (kubernetes.Interface, error) {
 }
 
 // WaitNodesReady waits until every node is registered and Ready.
-func (o *Options) WaitNodesReady(ctx context.Context, cs kubernetes.Interface) error {
-	var last string
-	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+func (c *Cluster) WaitNodesReady(ctx context.Context, cs kubernetes.Interface) error {
+	return poll.Until(ctx, 100*time.Millisecond, 0, func(ctx context.Context) error {
 		var notReady []string
-		for _, n := range o.nodes() {
+		for _, n := range c.l.nodes {
 			node, err := cs.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
 			if err != nil {
 				notReady = append(notReady, n.Name+" (not registered)")
-				continue
-			}
-			if !nodeReady(node) {
+			} else if !nodeReady(node) {
 				notReady = append(notReady, n.Name)
 			}
 		}
-		last = strings.Join(notReady, ", ")
-		return len(notReady) == 0, nil
+		if len(notReady) > 0 {
+			return fmt.Errorf("nodes not Ready: %s", strings.Join(notReady, ", "))
+		}
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("nodes not Ready: %s: %w", last, err)
-	}
-	return nil
 }
 
 // waitDefaultServiceAccount waits for the controller-manager to create the
 // default namespace's ServiceAccount: until then every pod is rejected.
 func waitDefaultServiceAccount(ctx context.Context, cs kubernetes.Interface) error {
-	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		_, err := cs.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, nil
+	return poll.Until(ctx, 100*time.Millisecond, 0, func(ctx context.Context) error {
+		if _, err := cs.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{}); err != nil {
+			return fmt.Errorf("default service account not created (kube-controller-manager): %w", err)
+		}
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("default service account not created (kube-controller-manager): %w", err)
-	}
-	return nil
 }
 
 func nodeReady(n *corev1.Node) bool {
@@ -76,8 +76,8 @@ func nodeReady(n *corev1.Node) bool {
 
 // ToolboxPod returns a pod running the toolbox image on the given node
 // (selected by the scheduler through the hostname label).
-func (o *Options) ToolboxPod(name, node string) (*corev1.Pod, error) {
-	image, err := o.ToolboxImage()
+func (c *Cluster) ToolboxPod(name, node string) (*corev1.Pod, error) {
+	image, err := c.ToolboxImage()
 	if err != nil {
 		return nil, err
 	}
@@ -97,34 +97,34 @@ func (o *Options) ToolboxPod(name, node string) (*corev1.Pod, error) {
 	}, nil
 }
 
-// WaitPodRunning waits until the pod is Running and returns it.
+// WaitPodRunning waits until the pod is Running with an IP and returns it;
+// it fails at once if the pod ends.
 func WaitPodRunning(ctx context.Context, cs kubernetes.Interface, namespace, name string) (*corev1.Pod, error) {
 	var pod *corev1.Pod
-	var last string
-	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+	err := poll.Until(ctx, 100*time.Millisecond, 0, func(ctx context.Context) error {
 		p, err := cs.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			last = "not found"
-			return false, nil
+		switch {
+		case apierrors.IsNotFound(err):
+			return errors.New("not found")
+		case err != nil:
+			return poll.Fatal(err)
+		case p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded:
+			return poll.Fatal(fmt.Errorf("ended: %s", p.Status.Phase))
+		case p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "":
+			return fmt.Errorf("phase %s", p.Status.Phase)
 		}
-		if err != nil {
-			return false, err
-		}
-		pod, last = p, string(p.Status.Phase)
-		if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
-			return false, fmt.Errorf("pod %s/%s ended: %s", namespace, name, p.Status.Phase)
-		}
-		return p.Status.Phase == corev1.PodRunning && p.Status.PodIP != "", nil
+		pod = p
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("pod %s/%s not Running (%s): %w", namespace, name, last, err)
+		return nil, fmt.Errorf("pod %s/%s not Running: %w", namespace, name, err)
 	}
 	return pod, nil
 }
 
-// Kubectl runs the built kubectl against the cluster and returns its output.
-func (o *Options) Kubectl(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, o.kubeBin("kubectl"), append([]string{"--kubeconfig", o.Kubeconfig()}, args...)...)
+// Kubectl runs kubectl against the cluster and returns its output.
+func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, c.l.kubectl(), append([]string{"--kubeconfig", c.Kubeconfig()}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
@@ -133,8 +133,8 @@ func (o *Options) Kubectl(ctx context.Context, args ...string) (string, error) {
 }
 
 // PodIPv4 returns the IPv4 address of eth0 as seen from inside the pod.
-func (o *Options) PodIPv4(ctx context.Context, namespace, name string) (string, error) {
-	out, err := o.Kubectl(ctx, "exec", "-n", namespace, name, "--", "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+func (c *Cluster) PodIPv4(ctx context.Context, namespace, name string) (string, error) {
+	out, err := c.Kubectl(ctx, "exec", "-n", namespace, name, "--", "ip", "-4", "-o", "addr", "show", "dev", "eth0")
 	if err != nil {
 		return "", err
 	}

@@ -1,7 +1,10 @@
 package localcluster
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 )
 
@@ -19,7 +22,12 @@ type Node struct {
 	Bridge      string // CNI bridge on the host
 	Subnet      string // pod subnet of the primary network
 	CgroupRoot  string // kubelet cgroupRoot, created in every hierarchy
+	// CRIEndpoint is kubelet's runtime endpoint: the CRI proxy's socket
+	// when the cluster runs one, containerd's otherwise.
+	CRIEndpoint string
 }
+
+func nodeName(i int) string { return fmt.Sprintf("node%d", i) }
 
 // ContainerdSocket is the node's containerd gRPC socket.
 func (n Node) ContainerdSocket() string { return filepath.Join(n.RunDir, "containerd.sock") }
@@ -38,12 +46,26 @@ func (n Node) CNIConfDir() string { return filepath.Join(n.Dir, "cni", "net.d") 
 // KubeletDir is kubelet's --root-dir.
 func (n Node) KubeletDir() string { return filepath.Join(n.Dir, "kubelet") }
 
-// nodes lists the cluster's nodes in order.
-func (o *Options) nodes() []Node {
-	out := make([]Node, 0, o.Nodes)
+// ProxyStateDir is the CRI proxy's -state-dir.
+func (n Node) ProxyStateDir() string { return filepath.Join(n.Dir, "cri-proxy") }
+
+func (n Node) containerdConfig() string { return filepath.Join(n.Dir, "containerd.toml") }
+func (n Node) kubeletConfig() string    { return filepath.Join(n.Dir, "kubelet.yaml") }
+
+// layout is where everything of a cluster lives: the control plane's files
+// and each node's paths and ports. It is derived from validated Options and
+// never changes; Down and Snapshot adopt the node list a running cluster
+// was brought up with (see saved).
+type layout struct {
+	opts  Options
+	nodes []Node
+}
+
+func newLayout(o Options) layout {
+	l := layout{opts: o}
 	for i := 1; i <= o.Nodes; i++ {
-		name := fmt.Sprintf("node%d", i)
-		out = append(out, Node{
+		name := nodeName(i)
+		n := Node{
 			Name:        name,
 			Index:       i,
 			Dir:         filepath.Join(o.StateDir, "nodes", name),
@@ -53,50 +75,118 @@ func (o *Options) nodes() []Node {
 			ProxyPort:   o.KubeletPort + 10*(i-1) + 5,
 			Bridge:      fmt.Sprintf("pnbr%d", i),
 			Subnet:      fmt.Sprintf("10.244.%d.0/24", i),
-			CgroupRoot:  fmt.Sprintf("/pod-networks-%s", name),
-		})
+			CgroupRoot:  "/pod-networks-" + name,
+		}
+		n.CRIEndpoint = "unix://" + n.ContainerdSocket()
+		if o.CRIProxy {
+			n.CRIEndpoint = "unix://" + n.ProxySocket()
+		}
+		l.nodes = append(l.nodes, n)
 	}
-	return out
+	return l
 }
 
-// Nodes lists the nodes the options describe.
-func (o *Options) NodeList() []Node { return o.nodes() }
+func (l layout) node(name string) (Node, error) {
+	for _, n := range l.nodes {
+		if n.Name == name {
+			return n, nil
+		}
+	}
+	return Node{}, fmt.Errorf("no node %q (nodes are node1..node%d)", name, len(l.nodes))
+}
 
-func (o *Options) pkiDir() string      { return filepath.Join(o.StateDir, "pki") }
-func (o *Options) logDir() string      { return filepath.Join(o.StateDir, "logs") }
-func (o *Options) pidDir() string      { return filepath.Join(o.StateDir, "pids") }
-func (o *Options) hostFile() string    { return filepath.Join(o.StateDir, "host.json") }
-func (o *Options) ownerFile() string   { return filepath.Join(o.RunDir, "owner") }
-func (o *Options) lockFile() string    { return o.StateDir + ".lock" }
-func (o *Options) etcdDir() string     { return filepath.Join(o.StateDir, "etcd") }
-func (o *Options) cniBinDir() string   { return filepath.Join(o.BinDir, "cni") }
-func (o *Options) bin(n string) string { return filepath.Join(o.BinDir, n) }
+func (l layout) pkiDir() string    { return filepath.Join(l.opts.StateDir, "pki") }
+func (l layout) logDir() string    { return filepath.Join(l.opts.StateDir, "logs") }
+func (l layout) pidDir() string    { return filepath.Join(l.opts.StateDir, "pids") }
+func (l layout) configDir() string { return filepath.Join(l.opts.StateDir, "config") }
+func (l layout) hostFile() string  { return filepath.Join(l.opts.StateDir, "host.json") }
+func (l layout) savedFile() string { return filepath.Join(l.opts.StateDir, "cluster.json") }
+func (l layout) ownerFile() string { return filepath.Join(l.opts.RunDir, "owner") }
+func (l layout) lockFile() string  { return l.opts.StateDir + ".lock" }
+func (l layout) etcdDir() string   { return filepath.Join(l.opts.StateDir, "etcd") }
+func (l layout) cniBinDir() string { return filepath.Join(l.opts.BinDir, "cni") }
+func (l layout) bin(n string) string {
+	return filepath.Join(l.opts.BinDir, n)
+}
 
 // kubeBin is a Kubernetes binary: the patched build's when Options.Patched.
-func (o *Options) kubeBin(n string) string {
-	if o.Patched {
-		return filepath.Join(o.BinDir, "patched", n)
+func (l layout) kubeBin(n string) string {
+	if l.opts.Patched {
+		return filepath.Join(l.opts.BinDir, "patched", n)
 	}
-	return o.bin(n)
+	return l.bin(n)
+}
+
+// kubectl is a client, and the patched one speaks to either build: only
+// the patched build makes it.
+func (l layout) kubectl() string { return filepath.Join(l.opts.BinDir, "patched", "kubectl") }
+
+func (l layout) certPath(name string) string { return filepath.Join(l.pkiDir(), name+".crt") }
+func (l layout) keyPath(name string) string  { return filepath.Join(l.pkiDir(), name+".key") }
+
+// kubeconfig is the kubeconfig of an identity (see identities); the
+// admin's is the cluster's Kubeconfig.
+func (l layout) kubeconfig(identity string) string {
+	if identity == "admin" {
+		return filepath.Join(l.opts.StateDir, "kubeconfig")
+	}
+	return filepath.Join(l.configDir(), identity+".kubeconfig")
+}
+
+func (l layout) apiServerURL() string {
+	return fmt.Sprintf("https://127.0.0.1:%d", l.opts.APIServerPort)
 }
 
 // featureGateArgs are the --feature-gates flags of the Kubernetes control
 // plane components: PodNetworks on or off in the patched build, none in the
 // stock one (which does not know the gate).
-func (o *Options) featureGateArgs() []string {
-	if !o.Patched {
+func (l layout) featureGateArgs() []string {
+	if !l.opts.Patched {
 		return nil
 	}
-	return []string{fmt.Sprintf("--feature-gates=PodNetworks=%t", o.PodNetworksGate)}
+	return []string{fmt.Sprintf("--feature-gates=PodNetworks=%t", l.opts.PodNetworksGate)}
 }
 
-// Kubeconfig is the path of the cluster admin's kubeconfig.
-func (o *Options) Kubeconfig() string { return filepath.Join(o.StateDir, "kubeconfig") }
-
-// LogPath is the log file of a component (etcd, kube-apiserver, node1-kubelet, ...).
-func (o *Options) LogPath(component string) string {
-	return filepath.Join(o.logDir(), component+".log")
+// saved is what Down needs of a cluster that Up made with other options:
+// its nodes, and the CRI endpoint each kubelet used.
+type saved struct {
+	Nodes     int               `json:"nodes"`
+	StateDir  string            `json:"stateDir"`
+	BinDir    string            `json:"binDir"`
+	Endpoints map[string]string `json:"criEndpoints"`
 }
 
-// APIServerURL is the address kubectl and the components use.
-func (o *Options) APIServerURL() string { return fmt.Sprintf("https://127.0.0.1:%d", o.APIServerPort) }
+func (l layout) save() error {
+	s := saved{Nodes: len(l.nodes), StateDir: l.opts.StateDir, BinDir: l.opts.BinDir, Endpoints: map[string]string{}}
+	for _, n := range l.nodes {
+		s.Endpoints[n.Name] = n.CRIEndpoint
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(l.savedFile(), b, 0o644)
+}
+
+// adoptSaved returns the layout of the cluster Up made in this state dir,
+// so that Down and Snapshot need no options repeated; l itself when there
+// is none.
+func (l layout) adoptSaved() layout {
+	b, err := os.ReadFile(l.savedFile())
+	if errors.Is(err, os.ErrNotExist) {
+		return l
+	}
+	var s saved
+	if err != nil || json.Unmarshal(b, &s) != nil || s.Nodes < 1 {
+		return l
+	}
+	o := l.opts
+	o.Nodes = s.Nodes
+	adopted := newLayout(o)
+	for i, n := range adopted.nodes {
+		if e := s.Endpoints[n.Name]; e != "" {
+			adopted.nodes[i].CRIEndpoint = e
+		}
+	}
+	return adopted
+}

@@ -4,16 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	kubeschedulerv1 "k8s.io/kube-scheduler/config/v1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 	"sigs.k8s.io/yaml"
-
-	"sigs.k8s.io/pod-networks/internal/ociimage"
 )
 
 func testOptions(t *testing.T) Options {
@@ -58,13 +59,14 @@ func TestNodesAreSeparate(t *testing.T) {
 	o := testOptions(t)
 	o.Nodes = maxNodes
 	seen := map[string]string{}
-	for _, n := range o.nodes() {
+	for _, n := range newLayout(o).nodes {
 		if len(n.Bridge) > 15 {
 			t.Errorf("%s: bridge name %q exceeds IFNAMSIZ", n.Name, n.Bridge)
 		}
 		for what, v := range map[string]string{
 			"dir": n.Dir, "run dir": n.RunDir, "bridge": n.Bridge, "subnet": n.Subnet, "cgroup": n.CgroupRoot,
-			"port": fmt.Sprint(n.KubeletPort), "healthz port": fmt.Sprint(n.HealthzPort),
+			"port": fmt.Sprint(n.KubeletPort), "healthz port": fmt.Sprint(n.HealthzPort), "proxy port": fmt.Sprint(n.ProxyPort),
+			"cri endpoint": n.CRIEndpoint,
 		} {
 			key := what + "=" + v
 			if other, dup := seen[key]; dup {
@@ -78,30 +80,145 @@ func TestNodesAreSeparate(t *testing.T) {
 	}
 }
 
-// The kubelet configuration must decode strictly into the upstream type: a
-// misspelt field would otherwise be a setting silently not applied.
-func TestKubeletConfigIsStrictlyValid(t *testing.T) {
+// The kubelet configuration must decode strictly into the upstream type (a
+// misspelt field would be a setting silently not applied), keep each node
+// apart, and name the PodNetworks gate only to the patched kubelet (the
+// stock one refuses a gate it does not know).
+func TestKubeletConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		patched, gate bool
+		want          map[string]bool
+	}{
+		{"stock", false, false, nil},
+		{"patched, gate on", true, true, map[string]bool{"PodNetworks": true}},
+		{"patched, gate off", true, false, map[string]bool{"PodNetworks": false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := testOptions(t)
+			o.Patched, o.PodNetworksGate = tc.patched, tc.gate
+			l := newLayout(o)
+			n := l.nodes[1]
+			b, err := yaml.Marshal(l.kubeletConfiguration(n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cfg kubeletv1beta1.KubeletConfiguration
+			if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
+				t.Fatalf("kubelet config does not decode strictly: %v\n%s", err, b)
+			}
+			if cfg.Kind != "KubeletConfiguration" || cfg.APIVersion != "kubelet.config.k8s.io/v1beta1" {
+				t.Errorf("type = %s/%s", cfg.APIVersion, cfg.Kind)
+			}
+			if cfg.CgroupRoot != n.CgroupRoot || cfg.Port != int32(n.KubeletPort) || *cfg.HealthzPort != int32(n.HealthzPort) ||
+				cfg.PodLogsDir != filepath.Join(n.Dir, "pod-logs") || cfg.ContainerRuntimeEndpoint != "unix://"+n.ProxySocket() {
+				t.Errorf("per-node settings lost:\n%s", b)
+			}
+			if *cfg.MakeIPTablesUtilChains || *cfg.FailCgroupV1 || *cfg.Authentication.Anonymous.Enabled || cfg.ReadOnlyPort != 0 {
+				t.Errorf("makeIPTablesUtilChains, failCgroupV1 and anonymous auth must be false, the read-only port off:\n%s", b)
+			}
+			if !maps.Equal(cfg.FeatureGates, tc.want) {
+				t.Errorf("featureGates = %v, want %v", cfg.FeatureGates, tc.want)
+			}
+		})
+	}
+}
+
+func TestSchedulerConfig(t *testing.T) {
 	o := testOptions(t)
-	n := o.nodes()[1]
-	var b bytes.Buffer
-	if err := kubeletConfig.Execute(&b, map[string]any{"Node": n, "CA": "/ca.crt", "CRIEndpoint": "unix:///x.sock"}); err != nil {
+	l := newLayout(o)
+	b, err := l.schedulerConfig()
+	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg kubeletv1beta1.KubeletConfiguration
-	if err := yaml.UnmarshalStrict(b.Bytes(), &cfg); err != nil {
-		t.Fatalf("kubelet config does not decode strictly: %v\n%s", err, b.String())
+	var cfg kubeschedulerv1.KubeSchedulerConfiguration
+	if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
+		t.Fatalf("scheduler config does not decode strictly: %v\n%s", err, b)
 	}
-	if cfg.CgroupRoot != n.CgroupRoot || cfg.Port != int32(n.KubeletPort) || cfg.PodLogsDir != filepath.Join(n.Dir, "pod-logs") {
-		t.Errorf("per-node settings lost: cgroupRoot %q port %d podLogsDir %q", cfg.CgroupRoot, cfg.Port, cfg.PodLogsDir)
+	if cfg.ClientConnection.Kubeconfig != l.kubeconfig("scheduler") {
+		t.Errorf("kubeconfig = %q, want the scheduler's", cfg.ClientConnection.Kubeconfig)
 	}
-	if cfg.MakeIPTablesUtilChains == nil || *cfg.MakeIPTablesUtilChains || cfg.FailCgroupV1 == nil || *cfg.FailCgroupV1 {
-		t.Errorf("makeIPTablesUtilChains and failCgroupV1 must be false")
+	if len(cfg.Profiles) != 1 || len(cfg.Profiles[0].Plugins.Filter.Enabled) != 1 || cfg.Profiles[0].Plugins.Filter.Enabled[0].Name != "NodeNetworks" {
+		t.Errorf("the NodeNetworks profile is lost:\n%s", b)
+	}
+	if !slices.Contains(l.scheduler().args, "--config="+l.schedulerConfigFile()) {
+		t.Errorf("scheduler args %q lack --config", l.scheduler().args)
+	}
+	// A user's configuration with a misspelt field is refused, naming it.
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\nprofile: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o.SchedulerConfig = bad
+	if _, err := newLayout(o).schedulerConfig(); err == nil || !strings.Contains(err.Error(), `"profile"`) {
+		t.Errorf("misspelt scheduler config: err = %v, want the field named", err)
+	}
+	// The stock scheduler runs without a configuration file.
+	o.SchedulerConfig, o.NetworkScheduler = "", false
+	if args := newLayout(o).scheduler().args; !slices.Contains(args, "--leader-elect=false") || slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--config") }) {
+		t.Errorf("stock scheduler args = %q", args)
+	}
+}
+
+// Components start in dependency order: kubelet after the apiserver and,
+// with a proxy, after its proxy; the proxy's certificates are granted once
+// the apiserver is ready.
+func TestComponentOrder(t *testing.T) {
+	names := func(cs []component) (out []string) {
+		for _, c := range cs {
+			out = append(out, c.name)
+		}
+		return out
+	}
+	for _, proxy := range []bool{true, false} {
+		o := testOptions(t)
+		o.CRIProxy = proxy
+		l := newLayout(o)
+		cp, node := l.controlPlane(), l.nodeComponents(l.nodes[0])
+		want := []string{"node1-containerd", "node1-kubelet"}
+		if proxy {
+			want = []string{"node1-containerd", "node1-cri-proxy", "node1-kubelet"}
+		}
+		if got := names(node); !slices.Equal(got, want) {
+			t.Errorf("proxy %t: node components %q, want %q", proxy, got, want)
+		}
+		if got := names(cp); !slices.Equal(got, []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}) {
+			t.Errorf("control plane %q", got)
+		}
+		if !cp[1].servesAPI || (cp[1].then != nil) != proxy || !node[len(node)-1].needsAPI || node[0].needsAPI {
+			t.Errorf("proxy %t: API ordering flags wrong", proxy)
+		}
+		if got := l.nodes[0].CRIEndpoint; (got == "unix://"+l.nodes[0].ProxySocket()) != proxy {
+			t.Errorf("proxy %t: kubelet's CRI endpoint %s", proxy, got)
+		}
+	}
+}
+
+// Down finds the nodes and CRI endpoints of the cluster Up made, whatever
+// options it is given.
+func TestAdoptSaved(t *testing.T) {
+	o := testOptions(t)
+	o.Nodes = 3
+	l := newLayout(o)
+	if err := os.MkdirAll(o.StateDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.save(); err != nil {
+		t.Fatal(err)
+	}
+	o.Nodes, o.CRIProxy = 1, false
+	got := newLayout(o).adoptSaved()
+	if len(got.nodes) != 3 || got.nodes[2].CRIEndpoint != "unix://"+got.nodes[2].ProxySocket() {
+		t.Errorf("adopted %d nodes, node3 endpoint %q", len(got.nodes), got.nodes[len(got.nodes)-1].CRIEndpoint)
+	}
+	empty := newLayout(testOptions(t))
+	if got := empty.adoptSaved(); len(got.nodes) != 2 {
+		t.Errorf("without a saved cluster: %d nodes, want the options' 2", len(got.nodes))
 	}
 }
 
 func TestContainerdConfigKeepsNodesApart(t *testing.T) {
-	o := testOptions(t)
-	n := o.nodes()[0]
+	n := newLayout(testOptions(t)).nodes[0]
 	var b bytes.Buffer
 	if err := containerdConfig.Execute(&b, map[string]any{"Node": n, "PauseImage": "localhost/p:v1", "Runc": "/usr/sbin/runc", "CNIBinDir": "/cni"}); err != nil {
 		t.Fatal(err)
@@ -123,8 +240,7 @@ func TestContainerdConfigKeepsNodesApart(t *testing.T) {
 }
 
 func TestPrimaryNetwork(t *testing.T) {
-	o := testOptions(t)
-	n := o.nodes()[1]
+	n := newLayout(testOptions(t)).nodes[1]
 	b, err := primaryNetwork(n)
 	if err != nil {
 		t.Fatal(err)
@@ -182,30 +298,6 @@ func TestHostStateDiff(t *testing.T) {
 	}
 }
 
-func TestArchiveRef(t *testing.T) {
-	dir := t.TempDir()
-	var b bytes.Buffer
-	if _, err := ociimage.WriteArchive(&b, ociimage.PauseImage("localhost/pod-networks/pause:v9", []byte("x"))); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "pause.tar")
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if ref, err := archiveRef(path); err != nil || ref != "localhost/pod-networks/pause:v9" {
-		t.Errorf("archiveRef = %q, %v", ref, err)
-	}
-	if _, err := archiveRef(filepath.Join(dir, "missing.tar")); err == nil || !strings.Contains(err.Error(), "make images") {
-		t.Errorf("archiveRef of a missing archive = %v, want a hint to run make images", err)
-	}
-}
-
-func TestUnescapeMount(t *testing.T) {
-	if got := unescapeMount(`/a\040b`); got != "/a b" {
-		t.Errorf("unescapeMount = %q", got)
-	}
-}
-
 func TestCheckPortsNamesTheBusyPort(t *testing.T) {
 	o := testOptions(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -214,7 +306,7 @@ func TestCheckPortsNamesTheBusyPort(t *testing.T) {
 	}
 	defer l.Close()
 	o.APIServerPort = l.Addr().(*net.TCPAddr).Port
-	err = o.checkPorts()
+	err = newLayout(o).checkPorts()
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("port %d (kube-apiserver) is in use", o.APIServerPort)) {
 		t.Errorf("checkPorts = %v, want the apiserver port named", err)
 	}

@@ -8,11 +8,15 @@ import (
 	"time"
 )
 
-// Options describe a cluster. The zero value is not usable: start from
+// Options configure a cluster. Up and Down validate them once and never
+// change them; everything derived from them (paths, per-node settings) is
+// the cluster's layout. The zero value is not usable: start from
 // DefaultOptions, which derives every path from a repository's _output dir.
 type Options struct {
-	// BinDir holds the built binaries (etcd, kube-*, kubectl, containerd,
-	// ctr, containerd-shim-runc-v2) and BinDir/cni the CNI plugins.
+	// BinDir holds the built binaries (etcd, containerd, ctr,
+	// containerd-shim-runc-v2, cri-proxy, the stock kube-* and
+	// pod-networks-scheduler), BinDir/patched the patched Kubernetes and
+	// kubectl, and BinDir/cni the CNI plugins.
 	BinDir string
 	// ImagesDir holds pause.tar and toolbox.tar, imported into every node.
 	ImagesDir string
@@ -22,28 +26,23 @@ type Options struct {
 	RunDir string
 	// Nodes is the number of nodes (at least 1).
 	Nodes int
-	// NetworkScheduler runs BinDir/pod-networks-scheduler, the
-	// kube-scheduler with the NodeNetworks plugin, with
-	// scheduler-plugin/config's configuration. SchedulerBinary and
-	// SchedulerConfig override either.
+	// NetworkScheduler runs pod-networks-scheduler, the kube-scheduler with
+	// the NodeNetworks plugin, with scheduler-plugin/config's
+	// configuration. SchedulerBinary and SchedulerConfig override either.
 	NetworkScheduler bool
 	// SchedulerBinary replaces the built kube-scheduler when set.
 	SchedulerBinary string
-	// SchedulerConfig, when set, is a KubeSchedulerConfiguration passed with
-	// --config. The string {{KUBECONFIG}} in it is replaced by the path of the
+	// SchedulerConfig, when set, is the path of a KubeSchedulerConfiguration
+	// passed with --config; its clientConnection.kubeconfig is set to the
 	// scheduler's kubeconfig.
 	SchedulerConfig string
-	// NodeCRIEndpoint returns the CRI endpoint kubelet on the node uses, given
-	// the node and its containerd socket. Nil means containerd's socket. Later
-	// components put a proxy in front of containerd through this seam.
-	NodeCRIEndpoint func(node Node, containerdSocket string) string
 	// CRIProxy puts the project's CRI proxy (BinDir/cri-proxy) in front of
 	// each node's containerd: kubelet talks to the proxy, which attaches the
 	// networks of the node's networks directory and publishes them.
 	CRIProxy bool
 	// Patched runs the Kubernetes binaries of BinDir/patched (the PodNetworks
 	// API, hack/build-kube-patched.sh), with the PodNetworks feature gate set
-	// to PodNetworksGate on every component.
+	// to PodNetworksGate on every component. Off, the stock binaries run.
 	Patched         bool
 	PodNetworksGate bool
 	// ProxyNodeAnnotation has the CRI proxies publish node networks as the
@@ -59,8 +58,8 @@ type Options struct {
 	// Runc is the runc binary containerd runs.
 	Runc string
 	// Ports: etcd client (peer is +1), apiserver, controller-manager,
-	// scheduler, and the first kubelet (node i uses KubeletPort+10*(i-1) and
-	// healthz on that minus 2).
+	// scheduler, and the first kubelet (node i uses KubeletPort+10*(i-1),
+	// healthz on that minus 2 and its CRI proxy's metrics on that plus 5).
 	EtcdPort, APIServerPort, ControllerManagerPort, SchedulerPort, KubeletPort int
 	// ReadyTimeout bounds bring-up from first process to all nodes Ready.
 	ReadyTimeout time.Duration
@@ -95,8 +94,8 @@ func DefaultOptions(outputDir string) Options {
 // maxNodes keeps node subnets (10.244.<i>.0/24), bridge names and ports apart.
 const maxNodes = 50
 
-// Validate reports the first option that cannot work, naming it.
-func (o *Options) Validate() error {
+// Validate reports every option that cannot work, naming it.
+func (o Options) Validate() error {
 	var errs []error
 	if o.Nodes < 1 || o.Nodes > maxNodes {
 		errs = append(errs, fmt.Errorf("nodes: %d is out of range 1..%d", o.Nodes, maxNodes))
@@ -110,12 +109,9 @@ func (o *Options) Validate() error {
 	if l := len(filepath.Join(o.RunDir, "node99", "s")); l > 42 {
 		errs = append(errs, fmt.Errorf("run dir: %q is too long for containerd's shim socket dir (%d > 42 bytes)", o.RunDir, l))
 	}
-	known := map[string]bool{}
-	for _, n := range o.nodes() {
-		known[n.Name] = true
-	}
 	for node, dir := range o.NodeNetworks {
-		if !known[node] {
+		var i int
+		if _, err := fmt.Sscanf(node, "node%d", &i); err != nil || node != nodeName(i) || i < 1 || i > o.Nodes {
 			errs = append(errs, fmt.Errorf("node networks: unknown node %q (nodes are node1..node%d)", node, o.Nodes))
 		} else if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 			errs = append(errs, fmt.Errorf("node networks: %s: %q is not a directory", node, dir))
@@ -124,7 +120,13 @@ func (o *Options) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (o *Options) logf(format string, args ...any) {
+// LogPath is the log file of a component (etcd, kube-apiserver,
+// node1-kubelet, ...).
+func (o Options) LogPath(component string) string {
+	return filepath.Join(o.StateDir, "logs", component+".log")
+}
+
+func (o Options) logf(format string, args ...any) {
 	if o.Logf != nil {
 		o.Logf(format, args...)
 	}

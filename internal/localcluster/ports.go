@@ -7,7 +7,8 @@ import (
 )
 
 // ports lists every TCP port the cluster listens on, with its user.
-func (o *Options) ports() map[int]string {
+func (l layout) ports() map[int]string {
+	o := l.opts
 	p := map[int]string{
 		o.EtcdPort:              "etcd client",
 		o.EtcdPort + 1:          "etcd peer",
@@ -15,7 +16,7 @@ func (o *Options) ports() map[int]string {
 		o.ControllerManagerPort: "kube-controller-manager",
 		o.SchedulerPort:         "kube-scheduler",
 	}
-	for _, n := range o.nodes() {
+	for _, n := range l.nodes {
 		p[n.KubeletPort] = n.Name + " kubelet"
 		p[n.HealthzPort] = n.Name + " kubelet healthz"
 		if o.CRIProxy {
@@ -26,15 +27,15 @@ func (o *Options) ports() map[int]string {
 }
 
 // checkPorts fails, naming each one, if a port the cluster needs is taken.
-func (o *Options) checkPorts() error {
+func (l layout) checkPorts() error {
 	var errs []error
-	for port, user := range o.ports() {
-		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+	for port, user := range l.ports() {
+		ln, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("port %d (%s) is in use", port, user))
 			continue
 		}
-		l.Close()
+		ln.Close()
 	}
 	return errors.Join(errs...)
 }

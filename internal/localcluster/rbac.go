@@ -6,7 +6,6 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 )
 
 // proxyGroup is the group of the CRI proxies' client certificates.
@@ -14,7 +13,11 @@ const proxyGroup = "pod-networks:cri-proxies"
 
 // grantProxies lets the CRI proxies publish in annotation mode: the node
 // annotation with its networks, and pods' network-status annotation.
-func grantProxies(ctx context.Context, cs kubernetes.Interface) error {
+func (l layout) grantProxies(ctx context.Context) error {
+	cs, err := l.client()
+	if err != nil {
+		return err
+	}
 	const name = "pod-networks:cri-proxy"
 	role := &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: name},

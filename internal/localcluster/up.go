@@ -2,11 +2,11 @@ package localcluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -25,47 +25,46 @@ type Timing struct {
 
 // Cluster is a running cluster.
 type Cluster struct {
+	// Options are those the cluster was brought up with; read-only.
 	Options
 	// Timings lists bring-up milestones; the last is all nodes Ready.
 	Timings []Timing
+
+	l   layout
+	run runner
 }
 
-// saved is what Down needs to find a cluster Up made with other options.
-type saved struct {
-	Nodes     int               `json:"nodes"`
-	StateDir  string            `json:"stateDir"`
-	BinDir    string            `json:"binDir"`
-	Endpoints map[string]string `json:"criEndpoints"`
+func newCluster(o Options) *Cluster {
+	l := newLayout(o)
+	return &Cluster{Options: o, l: l, run: newRunner(l)}
 }
 
 // Up brings a cluster up and returns when every node is Ready. If a cluster
 // is already up it changes nothing and returns an error wrapping ErrAlreadyUp.
 // If any component fails, the error names it and its log, and everything
 // started so far is torn down.
-func Up(ctx context.Context, o Options) (c *Cluster, retErr error) {
+func Up(ctx context.Context, o Options) (_ *Cluster, retErr error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	unlock, err := o.lock()
+	c := newCluster(o)
+	unlock, err := c.l.lock()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if owner, up := o.runningCluster(); up {
+	if owner, up := c.l.runningCluster(); up {
 		return nil, fmt.Errorf("%w (state: %s; run make down first)", ErrAlreadyUp, owner)
 	}
 	// Leftovers of a cluster that died without Down (a crash, a reboot).
-	stale := o // down adopts the dead cluster's saved node count
-	if err := stale.down(ctx); err != nil {
+	if err := down(ctx, c.l); err != nil {
 		return nil, fmt.Errorf("clean up a previous cluster: %w", err)
 	}
-
-	if err := o.checkPorts(); err != nil {
+	if err := c.l.checkPorts(); err != nil {
 		return nil, err
 	}
 
 	start := time.Now()
-	c = &Cluster{Options: o}
 	var mu sync.Mutex
 	mark := func(step string) {
 		mu.Lock()
@@ -73,144 +72,29 @@ func Up(ctx context.Context, o Options) (c *Cluster, retErr error) {
 		c.Timings = append(c.Timings, Timing{step, time.Since(start)})
 		o.logf("%6.2fs  %s", time.Since(start).Seconds(), step)
 	}
-
-	for _, d := range []string{o.StateDir, o.pkiDir(), o.logDir(), o.pidDir(), filepath.Join(o.StateDir, "config"), o.RunDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, err
-		}
-	}
-	if err := o.recordHost(); err != nil {
-		return nil, fmt.Errorf("record host state: %w", err)
-	}
 	defer func() {
 		if retErr != nil {
 			o.logf("bring-up failed; tearing down the partial cluster")
-			if err := o.down(context.WithoutCancel(ctx)); err != nil {
+			if err := down(context.WithoutCancel(ctx), c.l); err != nil {
 				retErr = fmt.Errorf("%w; teardown of the partial cluster also failed: %v", retErr, err)
 			} else {
 				retErr = fmt.Errorf("%w (partial cluster torn down)", retErr)
 			}
 		}
 	}()
-	if err := o.save(); err != nil {
+	if err := c.prepare(mark); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(o.ownerFile(), []byte(o.StateDir+"\n"), 0o644); err != nil {
-		return nil, err
-	}
-	if err := o.writePKI(); err != nil {
-		return nil, fmt.Errorf("pki: %w", err)
-	}
-	mark("certificates written")
-
 	ctx, cancel := context.WithTimeout(ctx, o.ReadyTimeout)
 	defer cancel()
-	g, gctx := errgroup.WithContext(ctx)
-	apiReady := make(chan struct{})
-
-	// Control plane: etcd, then apiserver, then controller-manager and scheduler.
-	g.Go(func() error {
-		etcd, err := o.startDaemon(o.etcdDaemon())
-		if err != nil {
-			return err
-		}
-		if err := etcd.waitReady(gctx, o.etcdHealthy); err != nil {
-			return err
-		}
-		mark("etcd healthy")
-		api, err := o.startDaemon(o.apiserverDaemon())
-		if err != nil {
-			return err
-		}
-		readyz, err := o.httpsGetter(o.APIServerURL()+"/readyz", "admin")
-		if err != nil {
-			return err
-		}
-		if err := api.waitReady(gctx, readyz); err != nil {
-			return err
-		}
-		mark("kube-apiserver ready")
-		if o.CRIProxy {
-			cs, err := o.Client()
-			if err != nil {
-				return err
-			}
-			if err := grantProxies(gctx, cs); err != nil {
-				return err
-			}
-		}
-		close(apiReady)
-		sched, err := o.schedulerDaemon()
-		if err != nil {
-			return err
-		}
-		for _, d := range []struct {
-			d    daemon
-			port int
-		}{{o.controllerManagerDaemon(), o.ControllerManagerPort}, {sched, o.SchedulerPort}} {
-			p, err := o.startDaemon(d.d)
-			if err != nil {
-				return err
-			}
-			healthz, _ := o.httpsGetter(fmt.Sprintf("https://127.0.0.1:%d/healthz", d.port), "")
-			if err := p.waitReady(gctx, healthz); err != nil {
-				return err
-			}
-			mark(d.d.name + " healthy")
-		}
-		return nil
-	})
-	// Nodes: containerd and images do not need the apiserver; kubelet does.
-	for _, n := range o.nodes() {
-		g.Go(func() error {
-			if err := o.prepareNode(n); err != nil {
-				return fmt.Errorf("%s: %w", n.Name, err)
-			}
-			ctrd, err := o.startDaemon(o.containerdDaemon(n))
-			if err != nil {
-				return err
-			}
-			if err := ctrd.waitReady(gctx, o.containerdReady(n)); err != nil {
-				return err
-			}
-			if err := o.importImages(gctx, n); err != nil {
-				return err
-			}
-			mark(n.Name + " containerd ready, images imported")
-			if o.CRIProxy {
-				proxy, err := o.startDaemon(o.proxyDaemon(n))
-				if err != nil {
-					return err
-				}
-				if err := proxy.waitReady(gctx, o.proxyHealthy(n)); err != nil {
-					return err
-				}
-				mark(n.Name + " cri-proxy healthy")
-			}
-			select {
-			case <-apiReady:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-			kubelet, err := o.startDaemon(o.kubeletDaemon(n))
-			if err != nil {
-				return err
-			}
-			if err := kubelet.waitReady(gctx, o.kubeletHealthy(n)); err != nil {
-				return err
-			}
-			mark(n.Name + " kubelet healthy")
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	if err := c.startComponents(ctx, mark); err != nil {
 		return nil, err
 	}
-	cs, err := o.Client()
+	cs, err := c.Client()
 	if err != nil {
 		return nil, err
 	}
-	if err := o.WaitNodesReady(ctx, cs); err != nil {
+	if err := c.WaitNodesReady(ctx, cs); err != nil {
 		return nil, err
 	}
 	mark("all nodes Ready")
@@ -218,6 +102,84 @@ func Up(ctx context.Context, o Options) (c *Cluster, retErr error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// prepare records the host's state and the cluster's, then writes every
+// file the components read: certificates, kubeconfigs, configurations, and
+// the nodes' cgroup roots.
+func (c *Cluster) prepare(mark func(string)) error {
+	l := c.l
+	for _, d := range []string{l.opts.StateDir, l.pkiDir(), l.logDir(), l.pidDir(), l.configDir(), l.opts.RunDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := l.recordHost(); err != nil {
+		return fmt.Errorf("record host state: %w", err)
+	}
+	if err := l.save(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(l.ownerFile(), []byte(l.opts.StateDir+"\n"), 0o644); err != nil {
+		return err
+	}
+	if err := l.writePKI(); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	mark("certificates written")
+	if err := l.writeConfigs(); err != nil {
+		return err
+	}
+	for _, n := range l.nodes {
+		if err := createCgroupRoot(n.CgroupRoot); err != nil {
+			return fmt.Errorf("%s: %w", n.Name, err)
+		}
+	}
+	return nil
+}
+
+// startComponents starts the control plane and every node in parallel,
+// each in its components' order, and returns once all are ready.
+func (c *Cluster) startComponents(ctx context.Context, mark func(string)) error {
+	g, ctx := errgroup.WithContext(ctx)
+	apiReady := make(chan struct{})
+	g.Go(func() error { return c.startAll(ctx, c.l.controlPlane(), apiReady, mark) })
+	for _, n := range c.l.nodes {
+		g.Go(func() error { return c.startAll(ctx, c.l.nodeComponents(n), apiReady, mark) })
+	}
+	return g.Wait()
+}
+
+// startAll starts components in order, each once the one before is ready.
+// It closes apiReady when the apiserver is ready, and waits on it before a
+// component that needs the apiserver.
+func (c *Cluster) startAll(ctx context.Context, cs []component, apiReady chan struct{}, mark func(string)) error {
+	for _, comp := range cs {
+		if comp.needsAPI {
+			select {
+			case <-apiReady:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		p, err := c.run.start(comp.daemon)
+		if err != nil {
+			return err
+		}
+		if err := p.waitReady(ctx, comp.ready); err != nil {
+			return err
+		}
+		if comp.then != nil {
+			if err := comp.then(ctx); err != nil {
+				return fmt.Errorf("%s: %w", comp.name, err)
+			}
+		}
+		if comp.servesAPI {
+			close(apiReady)
+		}
+		mark(comp.step)
+	}
+	return nil
 }
 
 // ReadyAfter is the time from the start of Up to all nodes Ready.
@@ -228,73 +190,26 @@ func (c *Cluster) ReadyAfter() time.Duration {
 	return c.Timings[len(c.Timings)-1].Elapsed
 }
 
-func (o *Options) save() error {
-	s := saved{Nodes: o.Nodes, StateDir: o.StateDir, BinDir: o.BinDir, Endpoints: map[string]string{}}
-	for _, n := range o.nodes() {
-		s.Endpoints[n.Name] = o.criEndpoint(n)
-	}
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(o.StateDir, "cluster.json"), b, 0o644)
-}
-
-// loadSaved adopts the node count and CRI endpoints of the cluster Up made,
-// so Down needs no options repeated.
-func (o *Options) loadSaved() {
-	b, err := os.ReadFile(filepath.Join(o.StateDir, "cluster.json"))
-	if err != nil {
-		return
-	}
-	var s saved
-	if json.Unmarshal(b, &s) != nil || s.Nodes < 1 {
-		return
-	}
-	o.Nodes = s.Nodes
-	if len(s.Endpoints) > 0 {
-		o.NodeCRIEndpoint = func(n Node, sock string) string {
-			if e := s.Endpoints[n.Name]; e != "" {
-				return e
-			}
-			return "unix://" + sock
-		}
-	}
-}
-
 // runningCluster reports whether any cluster's daemon is alive, and whose
 // state dir it is. The owner file in RunDir names the state dir of the
 // cluster that owns the host-wide ports and names.
-func (o *Options) runningCluster() (string, bool) {
-	owner := o.StateDir
-	if b, err := os.ReadFile(o.ownerFile()); err == nil {
-		owner = string(trimNL(b))
+func (l layout) runningCluster() (string, bool) {
+	owner := l.opts.StateDir
+	if b, err := os.ReadFile(l.ownerFile()); err == nil {
+		owner = strings.TrimRight(string(b), "\r\n")
 	}
-	other := *o
-	other.StateDir = owner
-	rs, _ := other.recordedDaemons()
-	for _, r := range rs {
-		if r.alive() {
-			return owner, true
-		}
-	}
-	return owner, false
-}
-
-func trimNL(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
+	o := l.opts
+	o.StateDir = owner
+	return owner, newRunner(newLayout(o)).running()
 }
 
 // lock serialises Up and Down of one state dir; the owner file in RunDir
 // guards against clusters of other state dirs.
-func (o *Options) lock() (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(o.StateDir), 0o755); err != nil {
+func (l layout) lock() (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(l.opts.StateDir), 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(o.lockFile(), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(l.lockFile(), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err
 	}

@@ -5,8 +5,8 @@ package config
 
 import _ "embed"
 
-// SchedulerConfig returns scheduler-config.yaml. The string {{KUBECONFIG}}
-// in it stands for the scheduler's kubeconfig path.
+// SchedulerConfig returns scheduler-config.yaml. Its kubeconfig is
+// kubeadm's path for the scheduler; tools set their own.
 func SchedulerConfig() []byte { return append([]byte(nil), schedulerConfig...) }
 
 //go:embed scheduler-config.yaml
