@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -23,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"sigs.k8s.io/pod-networks/internal/localcluster"
+	"sigs.k8s.io/pod-networks/internal/poll"
 	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
@@ -95,7 +97,7 @@ func TestProxySurvivesCrashes(t *testing.T) {
 	// counts are taken once it is gone.
 	ck.create("chaos-warmup")
 	if err := ck.waitRunningAndCheck(ctx, []string{"chaos-warmup"}, 60*time.Second); err != nil {
-		t.Fatal(err)
+		t.Fatalf("warm-up: %v", err)
 	}
 	ck.deleteAll()
 	ck.waitPodsGone(ctx, 60*time.Second)
@@ -123,16 +125,23 @@ func TestProxySurvivesCrashes(t *testing.T) {
 			ch.restartContainerd <- struct{}{}
 		}
 		ck.logf("wave %d: %d pods created; counts %v", w+1, len(names), ck.state().Counts())
-		deadline := time.Now().Add(waveTimeout)
-		for {
-			ch.check()
-			running := ck.checkRound(ctx, names)
-			if running == len(names) || time.Now().After(deadline) {
-				ck.logf("wave %d: %d/%d pods Running and checked", w+1, running, len(names))
-				break
+		// A wave ends when its pods are all Running and checked, or at
+		// waveTimeout, Running or not: the chaos is meant to stop some.
+		running := 0
+		err := poll.Until(ctx, 250*time.Millisecond, waveTimeout, func(context.Context) error {
+			// ctx, not the poll's: a round under way is not cut short.
+			if err := ch.failed(); err != nil {
+				return poll.Fatal(err)
 			}
-			time.Sleep(250 * time.Millisecond)
+			if running = ck.checkRound(ctx, names); running < len(names) {
+				return fmt.Errorf("%d/%d pods Running and checked", running, len(names))
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%s wave %d: %v", ck.since(time.Now()), w+1, err)
 		}
+		ck.logf("wave %d: %d/%d pods Running and checked", w+1, running, len(names))
 		if w < chaosWaves-1 {
 			// Networks must stay: check the wave's Running pods again.
 			ck.recheck(ctx, names)
@@ -150,7 +159,7 @@ func TestProxySurvivesCrashes(t *testing.T) {
 	}
 	remaining := ck.podNames()
 	if err := ck.waitRunningAndCheck(ctx, remaining, finalTimeout); err != nil {
-		t.Error(err)
+		t.Errorf("after the chaos: %v", err)
 	}
 	ck.logf("after the chaos: %d pods Running, each checked inside once more; counts %v", len(remaining), ck.state().Counts())
 	if interrupted := ck.summarizeSandboxFailures(ctx); interrupted == 0 {
@@ -222,6 +231,8 @@ func startChaos(ck *chaosChecker, seed uint64) *chaos {
 				ck.logf("containerd restarted (took %.1fs)", time.Since(t0).Seconds())
 				continue
 			case <-time.After(delay):
+				// This paces the chaos (a kill every delay), it waits
+				// for nothing: a timer, not a poll.
 			}
 			if err := ck.c.KillProxy(chaosNode); err != nil {
 				ch.fail(fmt.Errorf("kill proxy: %w", err))
@@ -248,14 +259,21 @@ func (ch *chaos) fail(err error) {
 	ch.err = err
 }
 
+// failed returns why the chaos could not go on, if it could not.
+func (ch *chaos) failed() error {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.err != nil {
+		return fmt.Errorf("chaos stopped: %w", ch.err)
+	}
+	return nil
+}
+
 // check fails the test if the chaos could not go on (a proxy that did not
 // come back is a finding, not noise).
 func (ch *chaos) check() {
-	ch.mu.Lock()
-	err := ch.err
-	ch.mu.Unlock()
-	if err != nil {
-		ch.ck.t.Fatalf("%s chaos stopped: %v", ch.ck.since(time.Now()), err)
+	if err := ch.failed(); err != nil {
+		ch.ck.t.Fatalf("%s %v", ch.ck.since(time.Now()), err)
 	}
 }
 
@@ -343,14 +361,14 @@ func (ck *chaosChecker) deleteAll() {
 }
 
 func (ck *chaosChecker) waitPodsGone(ctx context.Context, timeout time.Duration) {
-	for deadline := time.Now().Add(timeout); ; time.Sleep(250 * time.Millisecond) {
-		left := ck.pods(ctx)
-		if len(left) == 0 {
-			return
+	err := poll.Until(ctx, 250*time.Millisecond, timeout, func(context.Context) error {
+		if left := ck.pods(ctx); len(left) > 0 {
+			return fmt.Errorf("%d pods still there, e.g. %s (%s)", len(left), left[0].Name, podState(&left[0]))
 		}
-		if time.Now().After(deadline) {
-			ck.t.Fatalf("%d pods still there %v after their deletion", len(left), timeout)
-		}
+		return nil
+	})
+	if err != nil {
+		ck.t.Fatalf("chaos pods not gone %v after their deletion: %v", timeout, err)
 	}
 }
 
@@ -358,20 +376,20 @@ func (ck *chaosChecker) waitPodsGone(ctx context.Context, timeout time.Duration)
 // passes, printing the counts whenever they change; it returns the last
 // state and whether done accepted it.
 func (ck *chaosChecker) waitSettled(ctx context.Context, done func(localcluster.NodeState) bool, timeout time.Duration) (localcluster.NodeState, bool) {
+	var s localcluster.NodeState
 	var last localcluster.Counts
-	for deadline := time.Now().Add(timeout); ; time.Sleep(500 * time.Millisecond) {
-		s := ck.state()
+	err := poll.Until(ctx, 500*time.Millisecond, timeout, func(context.Context) error {
+		s = ck.state()
 		if s.Counts() != last {
 			last = s.Counts()
 			ck.logf("  counts %v", last)
 		}
-		if done(s) {
-			return s, true
+		if !done(s) {
+			return fmt.Errorf("node %s: counts %v", chaosNode, last)
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return s, false
-		}
-	}
+		return nil
+	})
+	return s, err == nil
 }
 
 // runningContainer returns the pod's container ID if the pod is Running,
@@ -503,12 +521,12 @@ func truncate(s string, n int) string {
 // container started and has been checked inside (retrying execs that
 // fail), within timeout.
 func (ck *chaosChecker) waitRunningAndCheck(ctx context.Context, names []string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
 	pending := map[string]bool{}
 	for _, n := range names {
 		pending[n] = true
 	}
-	for len(pending) > 0 {
+	err := poll.Until(ctx, 250*time.Millisecond, timeout, func(context.Context) error {
+		state := map[string]string{}
 		for _, p := range ck.pods(ctx) {
 			if !pending[p.Name] {
 				continue
@@ -516,22 +534,26 @@ func (ck *chaosChecker) waitRunningAndCheck(ctx context.Context, names []string,
 			cid, ok := runningContainer(&p)
 			if ok && ck.checkPod(ctx, &p, cid) {
 				delete(pending, p.Name)
+				continue
 			}
+			state[p.Name] = podState(&p)
 		}
 		if len(pending) == 0 {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			var states []string
-			for _, p := range ck.pods(ctx) {
-				if pending[p.Name] {
-					states = append(states, fmt.Sprintf("%s: %s", p.Name, podState(&p)))
-				}
+		var states []string
+		for name := range pending {
+			st, ok := state[name]
+			if !ok {
+				st = "not found"
 			}
-			slices.Sort(states)
-			return fmt.Errorf("%v after the chaos, %d pod(s) not Running and checked:\n  %s", timeout, len(pending), joinLines(states))
+			states = append(states, name+": "+st)
 		}
-		time.Sleep(250 * time.Millisecond)
+		slices.Sort(states)
+		return fmt.Errorf("%d pod(s) not Running and checked:\n  %s", len(pending), joinLines(states))
+	})
+	if err != nil {
+		return fmt.Errorf("pods not all Running and checked within %v: %w", timeout, err)
 	}
 	return nil
 }

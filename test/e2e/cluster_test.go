@@ -5,13 +5,12 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -151,119 +150,59 @@ func TestFailedComponentIsNamedAndTornDown(t *testing.T) {
 	requireUnchanged(t, "failed up", before, snapshot(t, o))
 }
 
-// TestDemo runs `make demo`'s scenario: it prints the bring-up time, a pod
-// per node with its address inside the pod, each node's networks, a pod with
-// two extra networks placed on the node that has both and their addresses
+// TestDemo runs `make demo`'s scenario: the bring-up time, a pod per node
+// with its address inside the pod, each node's networks, a pod with two
+// extra networks placed on the node that has both and their addresses
 // inside it, a pod asking for a network no node has, Pending until a node
 // gains it, a pod whose network fails mid-chain with the event naming the
 // network and the cause, and every node's leases back to zero once the demo
-// pods are deleted; it leaves the cluster up. The output is checked section
-// by section, so that a changed format fails rather than passes unchecked.
+// pods are deleted; it leaves the cluster up. The demo's result file is
+// decoded strictly into this test's own copy of its format (demoResult) and
+// every field must be present and sane; the human output must be exactly
+// that result rendered (its format is pinned by the golden files of
+// hack/localcluster/app), so a changed format fails rather than passes
+// unchecked.
 func TestDemo(t *testing.T) {
 	o := options(t)
 	before := snapshot(t, o)
+	downed := false
+	t.Cleanup(func() {
+		if !downed {
+			_ = localcluster.Down(context.Background(), o)
+		}
+	})
+	resultPath := filepath.Join(t.TempDir(), app.DemoResultFile)
 	var stdout, stderr bytes.Buffer
-	err := app.Run(t.Context(), []string{"demo", "-output-dir", outputDir()}, &stdout, &stderr)
+	err := app.Run(t.Context(), []string{"demo", "-output-dir", outputDir(), "-result-json", resultPath}, &stdout, &stderr)
 	t.Logf("demo output:\n%s", stdout.String())
 	if err != nil {
-		_ = localcluster.Down(t.Context(), o)
 		t.Fatalf("demo: %v\n%s", err, stderr.String())
 	}
-	out := stdout.String()
-	for _, want := range []string{"bring-up to 2 nodes Ready:", "demo-node1", "demo-node2", "export KUBECONFIG=", "make down",
-		// The CRI proxy part, with the demo networks of hack/demo/networks.
-		"node1  blue,broken,red\n", "node2  blue\n", `node1  ["blue","broken","red"]`, `node2  ["blue"]`, "scheduled on node1 (the node with both networks)",
-		"  net1  10.251.1.", "  net2  10.252.1.", "  net1  blue     10.251.1.",
-		"didn't have the requested network(s): green", "demo-green scheduled on node2",
-		"pod with 2 extra networks created to Running:", "node gains a network to the waiting pod scheduled:",
-		"pod with a failing network created to its FailedCreatePodSandBox event:", "demo pods deleted to every lease released:"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("demo output lacks %q", want)
-		}
+	raw, err := os.ReadFile(resultPath)
+	if err != nil {
+		t.Fatalf("the demo succeeded without a result: %v", err)
 	}
-	// Each pod row: the status IP equals the address seen inside the pod.
-	rows := demoRows(t, out, "== One pod per node", "POD", 5)
-	if len(rows) != 2 {
-		t.Errorf("one pod per node: %d rows, want 2: %q", len(rows), rows)
+	checkDemoResult(t, decodeDemoResult(t, raw))
+
+	// The human output is the result rendered, and nothing else.
+	var r app.DemoResult
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatalf("decode %s into app.DemoResult: %v", resultPath, err)
 	}
-	for _, f := range rows {
-		if !strings.HasPrefix(f[0], "demo-node") || f[3] != f[4] || net.ParseIP(f[3]) == nil {
-			t.Errorf("demo row %q: want demo-nodeN with the status IP equal to the address seen inside", f)
-		}
+	var rendered bytes.Buffer
+	if err := app.RenderDemo(&rendered, &r); err != nil {
+		t.Fatal(err)
 	}
-	// The failing network: its event names the network and the cause.
-	broken := demoSection(t, out, `== Pod demo-broken asks for "broken"`)
-	for _, want := range []string{"not started on node1 (Pending); event FailedCreatePodSandBox:\n  ", `network "broken"`, "no_such_setting"} {
-		if !strings.Contains(broken, want) {
-			t.Errorf("demo-broken section lacks %q:\n%s", want, broken)
-		}
+	if stdout.String() != rendered.String() {
+		t.Errorf("the demo's output is not its result rendered; rendered:\n%s", rendered.String())
 	}
-	// Deleting the demo pods: a row per node and network, all back to 0.
-	leases := map[string][]string{}
-	for _, f := range demoRows(t, out, "== Deleting the demo pods gives every address back", "NODE", 4) {
-		leases[f[0]+"/"+f[1]] = f[2:]
-	}
-	for key, minBefore := range map[string]int{"node1/primary-node1": 2, "node1/blue": 1, "node1/red": 1, "node1/broken": 0,
-		"node2/primary-node2": 1, "node2/blue": 0, "node2/green": 1} {
-		v, ok := leases[key]
-		if !ok {
-			t.Errorf("lease table has no row %s: %v", key, leases)
-			continue
-		}
-		if before, err := strconv.Atoi(v[0]); err != nil || before < minBefore || v[1] != "0" {
-			t.Errorf("lease row %s = %q, want at least %d before and 0 after", key, v, minBefore)
-		}
-	}
-	if len(leases) != 7 {
-		t.Errorf("lease table has %d rows, want 7: %v", len(leases), leases)
-	}
-	if !regexp.MustCompile(`(?m)^every lease released \d+\.\ds after the deletion \(\d+ before, 0 now\)$`).MatchString(out) {
-		t.Errorf("demo output lacks the time every lease took to be released")
-	}
+
 	if up := snapshot(t, o); len(up.Processes) == 0 {
 		t.Error("demo did not leave the cluster up")
 	}
+	downed = true
 	if err := localcluster.Down(t.Context(), o); err != nil {
 		t.Fatalf("down after demo: %v", err)
 	}
 	requireUnchanged(t, "demo then down", before, snapshot(t, o))
-}
-
-// demoSection returns the demo output from the line starting with header to
-// the next section; it fails the test if there is none.
-func demoSection(t *testing.T, out, header string) string {
-	t.Helper()
-	i := strings.Index(out, "\n"+header)
-	if i < 0 {
-		t.Fatalf("demo output has no section %q", header)
-	}
-	s := out[i+1:]
-	if j := strings.Index(s, "\n== "); j >= 0 {
-		s = s[:j]
-	}
-	return s
-}
-
-// demoRows returns the fields of the table rows of a demo section: the
-// lines after the one starting with headerStart, up to the first line that
-// does not have n fields.
-func demoRows(t *testing.T, out, section, headerStart string, n int) [][]string {
-	t.Helper()
-	var rows [][]string
-	inTable := false
-	for _, line := range strings.Split(demoSection(t, out, section), "\n") {
-		f := strings.Fields(line)
-		if !inTable {
-			inTable = len(f) > 0 && f[0] == headerStart
-			continue
-		}
-		if len(f) != n {
-			break
-		}
-		rows = append(rows, f)
-	}
-	if !inTable {
-		t.Fatalf("demo section %q has no table starting with %q", section, headerStart)
-	}
-	return rows
 }

@@ -22,7 +22,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	o := localcluster.DefaultOptions(outputDir())
-	for _, b := range []string{"etcd", "kube-apiserver", "kubelet", "containerd", "kubectl", "cni/bridge", "cri-proxy", "pod-networks-scheduler", "patched/kube-apiserver", "patched/kubelet", "patched/pod-networks-scheduler"} {
+	for _, b := range []string{"etcd", "containerd", "cni/bridge", "cri-proxy",
+		"kube-apiserver", "kube-controller-manager", "kubelet", "pod-networks-scheduler", // stock
+		"patched/kube-apiserver", "patched/kube-controller-manager", "patched/kubelet", "patched/kube-scheduler",
+		"patched/pod-networks-scheduler", "patched/kubectl"} {
 		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e tests need the built binaries (make build): %v\n", err)
 			os.Exit(1)

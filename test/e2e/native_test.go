@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"sigs.k8s.io/pod-networks/internal/localcluster"
+	"sigs.k8s.io/pod-networks/internal/poll"
 	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
@@ -41,11 +43,29 @@ func nativeNetworks(t *testing.T) map[string]string {
 // statusNetworks reads node.status.networks with kubectl, as a user would.
 func statusNetworks(t *testing.T, c *testCluster, node string) string {
 	t.Helper()
-	out, err := c.Kubectl(t.Context(), "get", "node", node, "-o", "jsonpath={.status.networks}")
+	out, err := readStatusNetworks(t.Context(), c, node)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
+}
+
+func readStatusNetworks(ctx context.Context, c *testCluster, node string) (string, error) {
+	return c.Kubectl(ctx, "get", "node", node, "-o", "jsonpath={.status.networks}")
+}
+
+// statusNetworksAre is a waitFor condition: node's status.networks is want.
+func statusNetworksAre(c *testCluster, node, want string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		got, err := readStatusNetworks(ctx, c, node)
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("%s status.networks = %q", node, got)
+		}
+		return nil
+	}
 }
 
 // applyPod creates a toolbox pod from YAML with kubectl: this module's
@@ -80,14 +100,16 @@ metadata:
 	return c.Kubectl(t.Context(), "create", "-f", f)
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
+// waitFor polls cond until it returns nil and returns how long that took;
+// it fails the test with what and cond's last reason after timeout. cond
+// gets the test's context, not the poll's: a check under way is not cut
+// short.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func(context.Context) error) time.Duration {
 	t.Helper()
+	ctx := t.Context()
 	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := poll.Until(ctx, 100*time.Millisecond, timeout, func(context.Context) error { return cond(ctx) }); err != nil {
+		t.Fatalf("%s: not within %v: %v", what, timeout, err)
 	}
 	return time.Since(start)
 }
@@ -108,7 +130,7 @@ func TestNativeNetworks(t *testing.T) {
 	cs := c.client(t)
 
 	for node, want := range map[string]string{"node1": `["blue","red"]`, "node2": `["blue"]`} {
-		waitFor(t, node+" status.networks = "+want, 30*time.Second, func() bool { return statusNetworks(t, c, node) == want })
+		waitFor(t, node+" status.networks = "+want, 30*time.Second, statusNetworksAre(c, node, want))
 		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -167,11 +189,21 @@ func TestNativeNetworks(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(node2.NetworksDir(), "green.conflist"), []byte(green), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	took := waitFor(t, "node2 status.networks with green", 15*time.Second, func() bool { return statusNetworks(t, c, "node2") == `["blue","green"]` })
+	took := waitFor(t, "node2 status.networks with green", 15*time.Second, statusNetworksAre(c, "node2", `["blue","green"]`))
 	t.Logf("node2 gained green: in its status after %v", took)
-	waitFor(t, "wants-green scheduled after node2's status changed", 10*time.Second, func() bool {
+	waitFor(t, "wants-green scheduled on node2 after node2's status changed", 10*time.Second, func(ctx context.Context) error {
 		p, err := cs.CoreV1().Pods("default").Get(ctx, "wants-green", metav1.GetOptions{})
-		return err == nil && p.Spec.NodeName == "node2"
+		if err != nil {
+			return err
+		}
+		switch p.Spec.NodeName {
+		case "node2":
+			return nil
+		case "":
+			return errors.New("wants-green still Pending")
+		default:
+			return poll.Fatal(fmt.Errorf("wants-green scheduled on %s, which lacks green", p.Spec.NodeName))
+		}
 	})
 
 	c.downAndCompare(t, "native cluster up then down")
@@ -188,9 +220,15 @@ func TestVersionSkewGateOff(t *testing.T) {
 	c := upCluster(t, o)
 	cs := c.client(t)
 
-	waitFor(t, "node1 annotation", 30*time.Second, func() bool {
+	waitFor(t, "node1 annotation blue,red", 30*time.Second, func(ctx context.Context) error {
 		n, err := cs.CoreV1().Nodes().Get(ctx, "node1", metav1.GetOptions{})
-		return err == nil && n.Annotations[netrequest.AnnotationKey] == "blue,red"
+		if err != nil {
+			return err
+		}
+		if v := n.Annotations[netrequest.AnnotationKey]; v != "blue,red" {
+			return fmt.Errorf("node1 annotation %q", v)
+		}
+		return nil
 	})
 	if got := statusNetworks(t, c, "node1"); got != "" {
 		t.Errorf("node1 status.networks = %s with the gate off, want none", got)

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"sigs.k8s.io/pod-networks/internal/localcluster"
+	"sigs.k8s.io/pod-networks/internal/poll"
 	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
@@ -81,18 +83,22 @@ func TestProxyAttachesNetworks(t *testing.T) {
 
 	// The proxies publish what they have; broken.conflist is skipped.
 	for node, want := range map[string]string{"node1": "blue,failing,red", "node2": "blue"} {
-		var got string
-		for deadline := time.Now().Add(30 * time.Second); got != want && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		err := poll.Until(ctx, 200*time.Millisecond, 30*time.Second, func(context.Context) error {
 			n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
-			got = n.Annotations[netrequest.AnnotationKey]
-		}
-		if got != want {
-			t.Fatalf("%s: annotation %s = %q, want %q", node, netrequest.AnnotationKey, got, want)
+			if got := n.Annotations[netrequest.AnnotationKey]; got != want {
+				return fmt.Errorf("annotation %q", got)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: annotation %s not %q within 30 s: %v", node, netrequest.AnnotationKey, want, err)
 		}
 	}
+	// The proxy published after loading its networks dir, so it has
+	// counted the broken file by now.
 	if v := proxyMetric(t, nodes["node1"], `cri_proxy_network_config_errors_total{file=`); !strings.Contains(v, "broken.conflist") {
 		t.Errorf("no config error metric for broken.conflist: %q", v)
 	}
@@ -136,20 +142,22 @@ func TestProxyAttachesNetworks(t *testing.T) {
 
 	// The network-status annotation lists eth0, net1 and net2.
 	var status []netrequest.NetworkStatus
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	err = poll.Until(ctx, 200*time.Millisecond, 20*time.Second, func(context.Context) error {
 		p, err := cs.CoreV1().Pods("default").Get(ctx, "multi", metav1.GetOptions{})
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		if v := p.Annotations[netrequest.StatusAnnotationKey]; v != "" {
-			if err := json.Unmarshal([]byte(v), &status); err != nil {
-				t.Fatalf("network-status %q: %v", v, err)
-			}
-			break
+		v := p.Annotations[netrequest.StatusAnnotationKey]
+		if v == "" {
+			return errors.New("not set yet")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("multi has no %s annotation", netrequest.StatusAnnotationKey)
+		if err := json.Unmarshal([]byte(v), &status); err != nil {
+			return poll.Fatal(fmt.Errorf("network-status %q: %w", v, err))
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("multi: no %s annotation within 20 s: %v", netrequest.StatusAnnotationKey, err)
 	}
 	wantStatus := []string{
 		fmt.Sprintf("eth0 %s default", pod.Status.PodIP),
@@ -191,30 +199,33 @@ func TestProxyAttachesNetworks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+	err = poll.Until(ctx, 250*time.Millisecond, 60*time.Second, func(context.Context) error {
 		pods, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		l := leases(t, ipam)
-		if len(pods.Items) == 0 && len(l) == 0 {
-			break
+		if l := leases(t, ipam); len(pods.Items) > 0 || len(l) > 0 {
+			return fmt.Errorf("%d pods left, leases %v", len(pods.Items), l)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after deleting the pods: %d pods left, leases %v", len(pods.Items), l)
-		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("pods and node1's leases not all gone within 60 s of deleting the pods: %v", err)
 	}
 	// Once kubelet has stopped the sandboxes, the proxy has detached them
 	// (a retry of the failing pod's sandbox may still be rolling back).
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
-		v := proxyMetric(t, nodes["node1"], "cri_proxy_attachments ")
-		if strings.HasSuffix(strings.TrimSpace(v), " 0") {
-			break
+	err = poll.Until(ctx, 250*time.Millisecond, 30*time.Second, func(context.Context) error {
+		v, err := readProxyMetric(nodes["node1"], "cri_proxy_attachments ")
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("attachments in use 30 s after the pods were deleted: %q", v)
-			break
+		if !strings.HasSuffix(strings.TrimSpace(v), " 0") {
+			return fmt.Errorf("%q", v)
 		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("node1's proxy has attachments in use 30 s after the pods were deleted: %v", err)
 	}
 
 	c.downAndCompare(t, "proxy cluster up then down")
@@ -236,21 +247,29 @@ func interfaceAddr(out, ifname string) string {
 // whose message contains every one of want.
 func waitEvent(t *testing.T, cs kubernetes.Interface, pod, reason string, want ...string) string {
 	t.Helper()
+	ctx := t.Context()
 	sel := fields.Set{"involvedObject.name": pod, "reason": reason}.String()
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-		evs, err := cs.CoreV1().Events("default").List(t.Context(), metav1.ListOptions{FieldSelector: sel})
+	var msg string
+	err := poll.Until(ctx, 250*time.Millisecond, 60*time.Second, func(context.Context) error {
+		evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: sel})
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
+		var other []string
 		for _, ev := range evs.Items {
 			if containsAll(ev.Message, want) {
-				t.Logf("%s: %s: %s", pod, reason, ev.Message)
-				return ev.Message
+				msg = ev.Message
+				return nil
 			}
+			other = append(other, ev.Message)
 		}
+		return fmt.Errorf("%d %s event(s) without %q: %q", len(other), reason, want, other)
+	})
+	if err != nil {
+		t.Fatalf("%s: no %s event containing %q within 60 s: %v", pod, reason, want, err)
 	}
-	t.Fatalf("%s: no %s event containing %q", pod, reason, want)
-	return ""
+	t.Logf("%s: %s: %s", pod, reason, msg)
+	return msg
 }
 
 func containsAll(s string, subs []string) bool {
@@ -286,14 +305,24 @@ func leases(t *testing.T, dir string) []string {
 // with prefix.
 func proxyMetric(t *testing.T, n localcluster.Node, prefix string) string {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", n.ProxyPort))
+	v, err := readProxyMetric(n, prefix)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return v
+}
+
+// readProxyMetric returns the lines of the node's proxy /metrics that
+// start with prefix.
+func readProxyMetric(n localcluster.Node, prefix string) (string, error) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", n.ProxyPort))
+	if err != nil {
+		return "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	var lines []string
 	for _, l := range strings.Split(string(b), "\n") {
@@ -301,5 +330,5 @@ func proxyMetric(t *testing.T, n localcluster.Node, prefix string) string {
 			lines = append(lines, l)
 		}
 	}
-	return strings.Join(lines, "\n")
+	return strings.Join(lines, "\n"), nil
 }

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"sigs.k8s.io/pod-networks/internal/localcluster"
+	"sigs.k8s.io/pod-networks/internal/poll"
 	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
@@ -42,17 +43,21 @@ func TestSchedulerPlacesPodsByNetwork(t *testing.T) {
 	o.NodeNetworks = map[string]string{"node1": node1}
 	c := upCluster(t, o)
 	cs := c.client(t)
-	annotation := func(node string) string {
+	annotation := func(node string) (string, error) {
 		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 		if err != nil {
-			t.Fatal(err)
+			return "", err
 		}
-		return n.Annotations[netrequest.AnnotationKey]
+		return n.Annotations[netrequest.AnnotationKey], nil
 	}
-	for deadline := time.Now().Add(30 * time.Second); annotation("node1") != "x"; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("node1 never published x: %q", annotation("node1"))
+	err := poll.Until(ctx, 100*time.Millisecond, 30*time.Second, func(context.Context) error {
+		if v, err := annotation("node1"); err != nil || v != "x" {
+			return fmt.Errorf("node1 annotation %q (%v)", v, err)
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("node1 did not publish x within 30 s: %v", err)
 	}
 	create := func(name, request string) {
 		t.Helper()
@@ -107,25 +112,31 @@ func TestSchedulerPlacesPodsByNetwork(t *testing.T) {
 	}
 	written := time.Now()
 	var published time.Time
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if published.IsZero() && annotation("node2") == "y" {
+	var node string
+	err = poll.Until(ctx, 20*time.Millisecond, 30*time.Second, func(context.Context) error {
+		a, err := annotation("node2")
+		if err != nil {
+			return err
+		}
+		if published.IsZero() && a == "y" {
 			published = time.Now()
 		}
 		pod, err := cs.CoreV1().Pods("default").Get(ctx, "want-y", metav1.GetOptions{})
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		if pod.Spec.NodeName != "" {
-			if pod.Spec.NodeName != "node2" {
-				t.Errorf("want-y scheduled on %s, want node2", pod.Spec.NodeName)
-			}
-			break
+		if node = pod.Spec.NodeName; node == "" {
+			return fmt.Errorf("want-y Pending, node2 annotation %q", a)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("want-y not scheduled 30 s after node2 gained y (annotation %q)", annotation("node2"))
-		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("want-y not scheduled within 30 s of node2 gaining y: %v", err)
 	}
 	scheduled := time.Now()
+	if node != "node2" {
+		t.Errorf("want-y scheduled on %s, want node2", node)
+	}
 	if published.IsZero() {
 		published = scheduled // seen together
 	}
@@ -134,7 +145,7 @@ func TestSchedulerPlacesPodsByNetwork(t *testing.T) {
 		t.Errorf("want-y scheduled %v after node2 gained y, want within 2 s", d)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	_, err := localcluster.WaitPodRunning(wctx, cs, "default", "want-y")
+	_, err = localcluster.WaitPodRunning(wctx, cs, "default", "want-y")
 	cancel()
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"sigs.k8s.io/pod-networks/internal/localcluster"
 )
@@ -54,11 +53,15 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.PodNetworksGate, "pod-networks-gate", o.PodNetworksGate, "the PodNetworks feature gate of the patched binaries")
 	fs.BoolVar(&o.NetworkScheduler, "network-scheduler", o.NetworkScheduler, "run the kube-scheduler with the NodeNetworks plugin (false: the stock one)")
 	fs.StringVar(&o.SchedulerBinary, "scheduler-binary", "", "kube-scheduler binary to run instead of the built one")
-	fs.StringVar(&o.SchedulerConfig, "scheduler-config", "", "KubeSchedulerConfiguration for --config ({{KUBECONFIG}} is replaced)")
+	fs.StringVar(&o.SchedulerConfig, "scheduler-config", "", "KubeSchedulerConfiguration file for --config (its kubeconfig is set to the scheduler's)")
 	fs.BoolVar(&o.CRIProxy, "cri-proxy", o.CRIProxy, "run the CRI proxy in front of each node's containerd (false: kubelet talks to containerd)")
 	nodeNets := fs.String("node-networks", "", "per-node extra networks: node1=DIR,node2=DIR (CNI conflists copied into each node's networks dir); "+
 		"default: the repository's hack/demo/networks/<node>; \"none\" for none")
 	fs.DurationVar(&o.ReadyTimeout, "timeout", o.ReadyTimeout, "bring-up timeout")
+	var resultJSON *string
+	if cmd == "demo" {
+		resultJSON = fs.String("result-json", "", "where the demo writes its result as JSON (default <state-dir>/"+DemoResultFile+")")
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -94,7 +97,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "down":
 		return localcluster.Down(ctx, o)
 	case "demo":
-		return demo(ctx, o, stdout)
+		return demo(ctx, o, stdout, *resultJSON)
 	default:
 		fs.Usage()
 		return fmt.Errorf("unknown command %q", cmd)
@@ -129,5 +132,3 @@ func defaultOutputDir() string {
 		}
 	}
 }
-
-func since(t time.Time) string { return fmt.Sprintf("%.1fs", time.Since(t).Seconds()) }

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"text/tabwriter"
+	"path/filepath"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"sigs.k8s.io/pod-networks/internal/localcluster"
-	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
 // readyTarget is the bring-up time the project aims for (binaries built).
@@ -19,89 +19,97 @@ const readyTarget = 20 * time.Second
 // demo brings a fresh cluster up and shows, per node, a pod Running with the
 // address it sees on eth0 inside its network namespace, then the networks
 // scenario (demo_networks.go), then deletes the demo pods and shows every
-// node's leases released.
-func demo(ctx context.Context, o localcluster.Options, out io.Writer) error {
+// node's leases released. It gathers a DemoResult, printing each section of
+// the output once that section's part is complete, and writes the result as
+// JSON to resultPath (default <state dir>/demo-result.json). A section that
+// cannot be completed fails the demo: nothing of it is printed and no result
+// is written.
+func demo(ctx context.Context, o localcluster.Options, out io.Writer, resultPath string) error {
+	if resultPath == "" {
+		resultPath = filepath.Join(o.StateDir, DemoResultFile)
+	}
 	if err := localcluster.Down(ctx, o); err != nil {
 		return fmt.Errorf("tear down the previous cluster: %w", err)
 	}
-	fmt.Fprintf(out, "== Bringing up %d nodes\n", o.Nodes)
+	if err := removeDemoResult(resultPath); err != nil {
+		return err
+	}
+	r := &DemoResult{BringUp: DemoBringUp{Nodes: o.Nodes, TargetSeconds: readyTarget.Seconds()}}
+	p := &demoPrinter{w: out, r: r}
+	if err := p.through(sectionBringUp); err != nil {
+		return err
+	}
 	c, err := localcluster.Up(ctx, o)
 	if err != nil {
 		return err
+	}
+	r.BringUp.ReadySeconds = c.ReadyAfter().Seconds()
+	for _, t := range c.Timings {
+		r.BringUp.Steps = append(r.BringUp.Steps, DemoStep{Step: t.Step, Seconds: t.Elapsed.Seconds()})
 	}
 	cs, err := c.Client()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "== One pod per node\n")
+
+	if r.Pods, err = demoPodPerNode(ctx, c, cs); err != nil {
+		return fmt.Errorf("one pod per node: %w", err)
+	}
+	if err := p.through(sectionPods); err != nil {
+		return err
+	}
+	if o.CRIProxy && o.NetworkScheduler && len(o.NodeNetworks) > 0 {
+		if err := demoNetworksScenario(ctx, c, cs, p); err != nil {
+			return err
+		}
+	}
+	if r.Leases, err = demoReleaseLeases(ctx, c, cs); err != nil {
+		return fmt.Errorf("deleting the demo pods: %w", err)
+	}
+	if err := p.through(sectionLeases); err != nil {
+		return err
+	}
+
+	image, err := c.ToolboxImage()
+	if err != nil {
+		return err
+	}
+	r.Next = DemoNext{Kubeconfig: c.Kubeconfig(), BinDir: c.BinDir, ToolboxImage: image, Logs: c.LogPath("<component>")}
+	if err := writeDemoResult(resultPath, r); err != nil {
+		return fmt.Errorf("write the demo result: %w", err)
+	}
+	return p.through(numSections - 1)
+}
+
+// demoPodPerNode creates a toolbox pod on each node and returns them once
+// all are Running, with the address each sees on eth0 inside.
+func demoPodPerNode(ctx context.Context, c *localcluster.Cluster, cs kubernetes.Interface) (DemoPods, error) {
+	var res DemoPods
 	start := time.Now()
 	nodes := c.NodeList()
 	for _, n := range nodes {
 		pod, err := c.ToolboxPod("demo-"+n.Name, n.Name)
 		if err != nil {
-			return err
+			return res, err
 		}
 		if _, err := cs.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-			return err
+			return res, err
 		}
 	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "POD\tNODE\tSUBNET\tPOD IP (status)\tETH0 INSIDE THE POD")
 	for _, n := range nodes {
 		name := "demo-" + n.Name
 		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		pod, err := localcluster.WaitPodRunning(wctx, cs, "default", name)
 		cancel()
 		if err != nil {
-			return err
+			return res, err
 		}
 		inside, err := c.PodIPv4(ctx, "default", name)
 		if err != nil {
-			return err
+			return res, err
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, pod.Spec.NodeName, n.Subnet, pod.Status.PodIP, inside)
+		res.Pods = append(res.Pods, DemoPod{Name: name, Node: pod.Spec.NodeName, Subnet: n.Subnet, StatusIP: pod.Status.PodIP, Eth0IP: inside})
 	}
-	podsRunning := since(start)
-	tw.Flush()
-
-	var netTimings []string
-	if o.CRIProxy && o.NetworkScheduler && len(o.NodeNetworks) > 0 {
-		if netTimings, err = demoNetworksScenario(ctx, c, cs, out); err != nil {
-			return err
-		}
-	}
-	released, err := demoReleaseLeases(ctx, c, cs, out)
-	if err != nil {
-		return err
-	}
-	netTimings = append(netTimings, released)
-
-	fmt.Fprintf(out, "\n== Summary\n")
-	verdict := "within"
-	if c.ReadyAfter() > readyTarget {
-		verdict = "OVER"
-	}
-	fmt.Fprintf(out, "  bring-up to %d nodes Ready: %.1fs (%s the %v target)\n", len(nodes), c.ReadyAfter().Seconds(), verdict, readyTarget)
-	for _, t := range c.Timings {
-		fmt.Fprintf(out, "    %6.2fs  %s\n", t.Elapsed.Seconds(), t.Step)
-	}
-	fmt.Fprintf(out, "  pods created to all Running with addresses checked: %s\n", podsRunning)
-	for _, l := range netTimings {
-		fmt.Fprintf(out, "  %s\n", l)
-	}
-	image, err := c.ToolboxImage()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, `
-The cluster is still up. Next:
-  export KUBECONFIG=%s
-  %s/kubectl get nodes -o wide
-  %s/kubectl run try --image=%s --image-pull-policy=Never --annotations=%s=blue,red -- sleep 3600
-  %s/kubectl exec try -- ip -4 -o addr
-  %s/kubectl get events --field-selector reason=FailedCreatePodSandBox
-  logs: %s
-  make down
-`, c.Kubeconfig(), c.BinDir, c.BinDir, image, netrequest.AnnotationKey, c.BinDir, c.BinDir, c.LogPath("<component>"))
-	return nil
+	res.RunningSeconds = time.Since(start).Seconds()
+	return res, nil
 }

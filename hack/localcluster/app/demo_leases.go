@@ -2,17 +2,17 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"sigs.k8s.io/pod-networks/internal/localcluster"
+	"sigs.k8s.io/pod-networks/internal/poll"
 )
 
 // leasesTimeout bounds the wait for every lease to be released.
@@ -20,60 +20,54 @@ const leasesTimeout = 60 * time.Second
 
 // demoReleaseLeases deletes the demo pods and waits until no node holds a
 // host-local lease in any network (the primary network's and the extra
-// ones), printing the count per node and network before and after. It
-// returns a timing line for the summary.
-func demoReleaseLeases(ctx context.Context, c *localcluster.Cluster, cs kubernetes.Interface, out io.Writer) (string, error) {
-	fmt.Fprintf(out, "\n== Deleting the demo pods gives every address back (host-local leases per node and network)\n")
+// ones); it returns the count per node and network before and after.
+func demoReleaseLeases(ctx context.Context, c *localcluster.Cluster, cs kubernetes.Interface) (DemoLeases, error) {
+	res := DemoLeases{Deleted: []string{}, Counts: []DemoLeaseCount{}}
 	before, err := leaseCounts(c)
 	if err != nil {
-		return "", err
+		return res, err
 	}
 	pods, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return "", err
+		return res, err
 	}
 	start := time.Now()
 	zero := int64(0)
-	var deleted []string
 	for _, p := range pods.Items {
 		if !strings.HasPrefix(p.Name, "demo-") {
 			continue
 		}
 		if err := cs.CoreV1().Pods("default").Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
-			return "", err
+			return res, err
 		}
-		deleted = append(deleted, p.Name)
+		res.Deleted = append(res.Deleted, p.Name)
 	}
-	sort.Strings(deleted)
-	fmt.Fprintf(out, "deleted %s\n", strings.Join(deleted, ", "))
+	sort.Strings(res.Deleted)
 	var after map[string]map[string]int
-	for {
+	err = poll.Until(ctx, 100*time.Millisecond, leasesTimeout, func(context.Context) error {
+		var err error
 		if after, err = leaseCounts(c); err != nil {
-			return "", err
+			return poll.Fatal(err)
 		}
-		if total(after) == 0 {
-			break
+		if total(after) > 0 {
+			return fmt.Errorf("leases still held: %s", held(after))
 		}
-		if time.Since(start) > leasesTimeout {
-			return "", fmt.Errorf("leases still held %v after deleting the demo pods: %s", leasesTimeout, held(after))
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("leases not all released within %v of deleting %s: %w", leasesTimeout, strings.Join(res.Deleted, ", "), err)
 	}
-	released := time.Since(start)
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tNETWORK\tLEASES BEFORE\tAFTER")
+	res.ReleasedSeconds = time.Since(start).Seconds()
 	for _, n := range c.NodeList() {
 		for _, name := range sortedKeys(after[n.Name], before[n.Name]) {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", n.Name, name, before[n.Name][name], after[n.Name][name])
+			res.Counts = append(res.Counts, DemoLeaseCount{Node: n.Name, Network: name, Before: before[n.Name][name], After: after[n.Name][name]})
 		}
 	}
-	tw.Flush()
-	fmt.Fprintf(out, "every lease released %.1fs after the deletion (%d before, 0 now)\n", released.Seconds(), total(before))
-	return fmt.Sprintf("demo pods deleted to every lease released: %.1fs", released.Seconds()), nil
+	if len(res.Counts) == 0 {
+		return res, errors.New("no node has a network with host-local leases to count")
+	}
+	res.Before = total(before)
+	return res, nil
 }
 
 // leaseCounts returns, per node and network, how many host-local leases

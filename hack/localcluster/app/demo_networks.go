@@ -3,22 +3,25 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	"sigs.k8s.io/pod-networks/internal/localcluster"
+	"sigs.k8s.io/pod-networks/internal/poll"
 	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
+
+// pollInterval is how often the demo looks again at what it waits for.
+const pollInterval = 200 * time.Millisecond
 
 // demoNetworksScenario shows the CRI proxy and the scheduler plugin at work
 // with the demo networks (hack/demo/networks): each node's published
@@ -26,210 +29,281 @@ import (
 // with the addresses it sees inside; a pod asking for green, which no node
 // has, Pending with the reason; then a node gaining green and the pod
 // scheduled there; then a pod asking for broken, whose plugin chain fails
-// mid-way, with the event naming the network and the cause. It returns
-// timing lines for the summary.
-func demoNetworksScenario(ctx context.Context, c *localcluster.Cluster, cs kubernetes.Interface, out io.Writer) ([]string, error) {
-	fmt.Fprintf(out, "\n== Networks each node's CRI proxy publishes (node annotation %s)\n", netrequest.AnnotationKey)
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tNETWORKS")
-	published := map[string]bool{} // networks some node has
+// mid-way, with the event naming the network and the cause. It fills
+// p's result's Networks and prints each section once it is complete.
+func demoNetworksScenario(ctx context.Context, c *localcluster.Cluster, cs kubernetes.Interface, p *demoPrinter) error {
+	res := &DemoNetworks{}
+	p.r.Networks = res // printed section by section below, as each is complete
+
 	for _, n := range c.NodeList() {
 		var v string
-		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		err := poll.Until(ctx, pollInterval, 30*time.Second, func(ctx context.Context) error {
 			node, err := cs.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
 			if err != nil {
-				return false, err
+				return err
 			}
 			var ok bool
-			v, ok = node.Annotations[netrequest.AnnotationKey]
-			return ok, nil
+			if v, ok = node.Annotations[netrequest.AnnotationKey]; !ok {
+				return errors.New("not published yet")
+			}
+			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("%s: no %s annotation: %w", n.Name, netrequest.AnnotationKey, err)
+			return fmt.Errorf("%s: no %s annotation: %w", n.Name, netrequest.AnnotationKey, err)
 		}
-		for _, name := range strings.Split(v, ",") {
-			published[name] = true
-		}
-		if v == "" {
-			v = "(none)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\n", n.Name, v)
+		res.Published = append(res.Published, DemoNodeNetworks{Node: n.Name, Networks: splitNetworks(v)})
 	}
-	tw.Flush()
+	if err := p.through(sectionPublished); err != nil {
+		return err
+	}
 
 	if c.Patched && c.PodNetworksGate {
-		fmt.Fprintf(out, "\n== The same in node.status.networks, published by the patched kubelet (PodNetworks gate on)\n")
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NODE\tSTATUS.NETWORKS")
+		res.Status = []DemoNodeNetworks{}
 		for _, n := range c.NodeList() {
-			var v string
-			err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			var nets []string
+			err := poll.Until(ctx, pollInterval, 30*time.Second, func(ctx context.Context) error {
 				out, err := c.Kubectl(ctx, "get", "node", n.Name, "-o", "jsonpath={.status.networks}")
-				v = out
-				return err == nil && v != "", nil
+				if err != nil {
+					return err
+				}
+				if out == "" {
+					return errors.New("status.networks empty")
+				}
+				if err := json.Unmarshal([]byte(out), &nets); err != nil {
+					return poll.Fatal(fmt.Errorf("status.networks %q is not a list of names: %w", out, err))
+				}
+				return nil
 			})
 			if err != nil {
-				return nil, fmt.Errorf("%s: no status.networks: %w", n.Name, err)
+				return fmt.Errorf("%s: no status.networks: %w", n.Name, err)
 			}
-			fmt.Fprintf(tw, "%s\t%s\n", n.Name, v)
+			res.Status = append(res.Status, DemoNodeNetworks{Node: n.Name, Networks: nets})
 		}
-		tw.Flush()
+	}
+	if err := p.through(sectionStatus); err != nil {
+		return err
 	}
 
-	const request = "blue,red"
-	fmt.Fprintf(out, "\n== Pod demo-networks asks for %q (annotation %s); the scheduler chooses the node\n", request, netrequest.AnnotationKey)
+	if err := demoMultiPod(ctx, c, cs, res); err != nil {
+		return fmt.Errorf("%s: %w", res.Multi.Pod, err)
+	}
+	if err := p.through(sectionMulti); err != nil {
+		return err
+	}
+	if err := demoPendingPod(ctx, c, cs, res); err != nil {
+		return fmt.Errorf("%s: %w", res.Pending.Pod, err)
+	}
+	if err := p.through(sectionPending); err != nil {
+		return err
+	}
+	if slices.ContainsFunc(res.Published, func(n DemoNodeNetworks) bool { return slices.Contains(n.Networks, "broken") }) {
+		res.Broken = &DemoBrokenPod{}
+		if err := demoBrokenNetwork(ctx, cs, c, res.Broken); err != nil {
+			return fmt.Errorf("%s: %w", res.Broken.Pod, err)
+		}
+	}
+	return p.through(sectionBroken)
+}
+
+// demoMultiPod creates a pod asking for blue and red and waits until it
+// runs, on the node that has both, with their interfaces inside and the
+// network-status annotation.
+func demoMultiPod(ctx context.Context, c *localcluster.Cluster, cs kubernetes.Interface, res *DemoNetworks) error {
+	m := &res.Multi
+	m.Pod, m.Request = "demo-networks", []string{"blue", "red"}
 	start := time.Now()
-	if err := createWithNetworks(ctx, c, cs, "demo-networks", request); err != nil {
-		return nil, err
+	if err := createWithNetworks(ctx, c, cs, m.Pod, m.Request); err != nil {
+		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	pod, err := localcluster.WaitPodRunning(wctx, cs, "default", "demo-networks")
+	pod, err := localcluster.WaitPodRunning(wctx, cs, "default", m.Pod)
 	cancel()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	running := time.Since(start)
-	fmt.Fprintf(out, "scheduled on %s (the node with both networks)\n", pod.Spec.NodeName)
-	inside, err := c.Kubectl(ctx, "exec", "demo-networks", "--", "ip", "-4", "-o", "addr")
+	m.RunningSeconds = time.Since(start).Seconds()
+	m.Node = pod.Spec.NodeName
+	if has := publishedOn(res.Published, m.Node); !containsAll(has, m.Request) {
+		return fmt.Errorf("scheduled on %s, which has %v, not all of %v", m.Node, has, m.Request)
+	}
+	inside, err := c.Kubectl(ctx, "exec", m.Pod, "--", "ip", "-4", "-o", "addr")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	fmt.Fprintln(out, "inside the pod (ip -4 -o addr):")
-	for _, l := range strings.Split(strings.TrimSpace(inside), "\n") {
-		if f := strings.Fields(l); len(f) >= 4 && f[1] != "lo" {
-			fmt.Fprintf(out, "  %-5s %s\n", f[1], f[3])
-		}
+	if m.Inside = podInterfaces(inside); len(m.Inside) == 0 {
+		return fmt.Errorf("no address but lo inside the pod: %q", inside)
 	}
 	var st string
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
-		p, err := cs.CoreV1().Pods("default").Get(ctx, "demo-networks", metav1.GetOptions{})
+	err = poll.Until(ctx, pollInterval, 20*time.Second, func(ctx context.Context) error {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, m.Pod, metav1.GetOptions{})
 		if err != nil {
-			return false, err
+			return err
 		}
-		st = p.Annotations[netrequest.StatusAnnotationKey]
-		return st != "", nil
+		if st = p.Annotations[netrequest.StatusAnnotationKey]; st == "" {
+			return errors.New("not set yet")
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("demo-networks: no %s annotation: %w", netrequest.StatusAnnotationKey, err)
+		return fmt.Errorf("no %s annotation: %w", netrequest.StatusAnnotationKey, err)
 	}
-	var pretty []netrequest.NetworkStatus
-	if err := json.Unmarshal([]byte(st), &pretty); err != nil {
-		return nil, fmt.Errorf("demo-networks: %s: %w", netrequest.StatusAnnotationKey, err)
+	var status []netrequest.NetworkStatus
+	if err := json.Unmarshal([]byte(st), &status); err != nil {
+		return fmt.Errorf("%s: %w", netrequest.StatusAnnotationKey, err)
 	}
-	fmt.Fprintf(out, "annotation %s:\n", netrequest.StatusAnnotationKey)
-	for _, s := range pretty {
-		fmt.Fprintf(out, "  %-5s %-8s %s\n", s.Interface, s.Name, strings.Join(s.IPs, ","))
+	if len(status) == 0 {
+		return fmt.Errorf("%s lists no network: %s", netrequest.StatusAnnotationKey, st)
 	}
+	for _, s := range status {
+		m.Status = append(m.Status, DemoAttachment{Interface: s.Interface, Network: s.Name, IPs: nonNil(s.IPs), Default: s.Default})
+	}
+	return nil
+}
 
-	fmt.Fprintf(out, "\n== Pod demo-green asks for \"green\", which no node has\n")
-	if err := createWithNetworks(ctx, c, cs, "demo-green", "green"); err != nil {
-		return nil, err
+// demoPendingPod creates a pod asking for green, which no node has, waits
+// for the scheduler to say so, then gives the last node green and waits
+// until the pod is scheduled.
+func demoPendingPod(ctx context.Context, c *localcluster.Cluster, cs kubernetes.Interface, res *DemoNetworks) error {
+	p := &res.Pending
+	p.Pod, p.Request = "demo-green", []string{"green"}
+	if err := createWithNetworks(ctx, c, cs, p.Pod, p.Request); err != nil {
+		return err
 	}
-	var msg string
-	sel := fields.Set{"involvedObject.name": "demo-green", "reason": "FailedScheduling"}.String()
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: sel})
-		if err != nil {
-			return false, err
-		}
-		for _, ev := range evs.Items {
-			if strings.Contains(ev.Message, "green") {
-				msg = ev.Message
-				return true, nil
-			}
-		}
-		return false, nil
-	})
+	// The scheduler has looked at the pod and said why it cannot place it.
+	msg, err := waitEvent(ctx, cs, p.Pod, "FailedScheduling", "green")
 	if err != nil {
-		return nil, fmt.Errorf("demo-green: no FailedScheduling event naming green: %w", err)
+		return err
 	}
-	fmt.Fprintf(out, "Pending; event FailedScheduling: %s\n", msg)
+	p.Reason = msg
 
 	last := c.NodeList()[len(c.NodeList())-1]
-	fmt.Fprintf(out, "\n== %s gains \"green\" (a conflist appears in its networks dir)\n", last.Name)
+	p.GainedBy = last.Name
 	green := fmt.Sprintf(`{"cniVersion": "1.1.0", "name": "green", "plugins": [
   {"type": "bridge", "bridge": "pngreen%d", "isGateway": false, "ipMasq": false,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.250.%d.0/24"}]], "dataDir": %q}}]}`,
 		last.Index, last.Index, filepath.Join(last.Dir, "networks-ipam"))
 	gained := time.Now()
 	if err := os.WriteFile(filepath.Join(last.NetworksDir(), "green.conflist"), []byte(green), 0o644); err != nil {
-		return nil, err
+		return err
 	}
-	var node string
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		p, err := cs.CoreV1().Pods("default").Get(ctx, "demo-green", metav1.GetOptions{})
+	err = poll.Until(ctx, pollInterval, 30*time.Second, func(ctx context.Context) error {
+		pod, err := cs.CoreV1().Pods("default").Get(ctx, p.Pod, metav1.GetOptions{})
 		if err != nil {
-			return false, err
+			return err
 		}
-		node = p.Spec.NodeName
-		return node != "", nil
+		if p.ScheduledOn = pod.Spec.NodeName; p.ScheduledOn == "" {
+			return errors.New("still Pending")
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("demo-green: not scheduled after %s gained green: %w", last.Name, err)
+		return fmt.Errorf("not scheduled after %s gained green: %w", last.Name, err)
 	}
-	requeued := time.Since(gained)
-	fmt.Fprintf(out, "demo-green scheduled on %s %.2fs after the file appeared (proxy publishes, scheduler requeues)\n", node, requeued.Seconds())
-	timings := []string{
-		fmt.Sprintf("pod with 2 extra networks created to Running: %.1fs", running.Seconds()),
-		fmt.Sprintf("node gains a network to the waiting pod scheduled: %.2fs", requeued.Seconds()),
-	}
-	if published["broken"] {
-		t, err := demoBrokenNetwork(ctx, c, cs, out)
-		if err != nil {
-			return nil, err
-		}
-		timings = append(timings, t)
-	}
-	return timings, nil
+	p.ScheduledSeconds = time.Since(gained).Seconds()
+	return nil
 }
 
 // demoBrokenNetwork creates a pod asking for "broken", whose chain gets an
-// address from host-local and then fails in the tuning plugin, and prints
-// the FailedCreatePodSandBox event kubelet records: the proxy's error names
-// the network and the plugin's cause.
-func demoBrokenNetwork(ctx context.Context, c *localcluster.Cluster, cs kubernetes.Interface, out io.Writer) (string, error) {
-	fmt.Fprintf(out, "\n== Pod demo-broken asks for \"broken\": bridge + host-local, then tuning with a sysctl that does not exist\n")
+// address from host-local and then fails in the tuning plugin, and waits
+// for the FailedCreatePodSandBox event kubelet records: the proxy's error
+// names the network and the plugin's cause.
+func demoBrokenNetwork(ctx context.Context, cs kubernetes.Interface, c *localcluster.Cluster, b *DemoBrokenPod) error {
+	b.Pod, b.Request = "demo-broken", []string{"broken"}
 	start := time.Now()
-	if err := createWithNetworks(ctx, c, cs, "demo-broken", "broken"); err != nil {
-		return "", err
+	if err := createWithNetworks(ctx, c, cs, b.Pod, b.Request); err != nil {
+		return err
 	}
-	var msg string
-	sel := fields.Set{"involvedObject.name": "demo-broken", "reason": "FailedCreatePodSandBox"}.String()
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: sel})
-		if err != nil {
-			return false, err
-		}
-		for _, ev := range evs.Items {
-			if strings.Contains(ev.Message, `"broken"`) {
-				msg = ev.Message
-				return true, nil
-			}
-		}
-		return false, nil
-	})
+	msg, err := waitEvent(ctx, cs, b.Pod, "FailedCreatePodSandBox", `"broken"`)
 	if err != nil {
-		return "", fmt.Errorf("demo-broken: no FailedCreatePodSandBox event naming the network broken: %w", err)
+		return err
 	}
-	failed := time.Since(start)
-	p, err := cs.CoreV1().Pods("default").Get(ctx, "demo-broken", metav1.GetOptions{})
+	b.Event, b.EventSeconds = msg, time.Since(start).Seconds()
+	pod, err := cs.CoreV1().Pods("default").Get(ctx, b.Pod, metav1.GetOptions{})
 	if err != nil {
-		return "", err
+		return err
 	}
-	fmt.Fprintf(out, "not started on %s (%s); event FailedCreatePodSandBox:\n  %s\n", p.Spec.NodeName, p.Status.Phase, msg)
-	fmt.Fprintf(out, "the proxy rolled the chain back (the address is given back) and kubelet retries with backoff\n")
-	return fmt.Sprintf("pod with a failing network created to its FailedCreatePodSandBox event: %.1fs", failed.Seconds()), nil
+	b.Node, b.Phase = pod.Spec.NodeName, string(pod.Status.Phase)
+	return nil
 }
 
-// createWithNetworks creates a toolbox pod asking for request, placed by
-// the scheduler.
-func createWithNetworks(ctx context.Context, c *localcluster.Cluster, cs kubernetes.Interface, name, request string) error {
+// waitEvent waits up to a minute for an event of reason about the pod
+// whose message contains want, and returns the message.
+func waitEvent(ctx context.Context, cs kubernetes.Interface, pod, reason, want string) (string, error) {
+	var msg string
+	sel := fields.Set{"involvedObject.name": pod, "reason": reason}.String()
+	err := poll.Until(ctx, pollInterval, 60*time.Second, func(ctx context.Context) error {
+		evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: sel})
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs.Items {
+			if strings.Contains(ev.Message, want) {
+				msg = ev.Message
+				return nil
+			}
+		}
+		return fmt.Errorf("%d %s event(s), none containing %s", len(evs.Items), reason, want)
+	})
+	if err != nil {
+		return "", fmt.Errorf("no %s event naming %s: %w", reason, want, err)
+	}
+	return msg, nil
+}
+
+// createWithNetworks creates a toolbox pod asking for the networks,
+// placed by the scheduler.
+func createWithNetworks(ctx context.Context, c *localcluster.Cluster, cs kubernetes.Interface, name string, networks []string) error {
 	pod, err := c.ToolboxPod(name, "")
 	if err != nil {
 		return err
 	}
 	pod.Spec.NodeSelector = nil
-	pod.Annotations = map[string]string{netrequest.AnnotationKey: request}
+	pod.Annotations = map[string]string{netrequest.AnnotationKey: strings.Join(networks, ",")}
 	_, err = cs.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	return err
+}
+
+// splitNetworks splits a node annotation's value; "" is no network.
+func splitNetworks(v string) []string {
+	if v == "" {
+		return []string{}
+	}
+	return strings.Split(v, ",")
+}
+
+// podInterfaces returns the interfaces but lo of `ip -4 -o addr` output,
+// with their addresses.
+func podInterfaces(out string) []DemoInterface {
+	var ifs []DemoInterface
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(l); len(f) >= 4 && f[1] != "lo" {
+			ifs = append(ifs, DemoInterface{Interface: f[1], Address: f[3]})
+		}
+	}
+	return ifs
+}
+
+func publishedOn(published []DemoNodeNetworks, node string) []string {
+	for _, n := range published {
+		if n.Node == node {
+			return n.Networks
+		}
+	}
+	return nil
+}
+
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"sigs.k8s.io/pod-networks/internal/poll"
 )
 
 // criProxy is a running cri-proxy daemon.
@@ -62,24 +64,22 @@ func startCRIProxy(ctx context.Context, o options, work, name, upstream string, 
 // waitNetworks waits until the proxy's verbose Status lists every network
 // as available (info["podNetworks"]).
 func waitNetworks(ctx context.Context, c runtimeapi.RuntimeServiceClient, want []string) error {
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	var got []string
-	for {
+	err := poll.Until(ctx, 50*time.Millisecond, 20*time.Second, func(ctx context.Context) error {
 		st, err := c.Status(ctx, &runtimeapi.StatusRequest{Verbose: true})
-		if err == nil {
-			got = nil
-			_ = json.Unmarshal([]byte(st.GetInfo()["podNetworks"]), &got)
-			if containsAll(got, want) {
-				return nil
-			}
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("networks %v not all available (have %v, last error %v)", want, got, err)
-		case <-time.After(50 * time.Millisecond):
+		var got []string
+		_ = json.Unmarshal([]byte(st.GetInfo()["podNetworks"]), &got)
+		if !containsAll(got, want) {
+			return fmt.Errorf("available: %v", got)
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("networks %v not all available within 20s: %w", want, err)
 	}
+	return nil
 }
 
 // rpcsObserved sums cri_proxy_rpc_duration_seconds_count on /metrics: the

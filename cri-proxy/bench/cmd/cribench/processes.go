@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"sigs.k8s.io/pod-networks/internal/poll"
 )
 
 // process is a child process serving on a unix socket: the fake runtime
@@ -61,22 +63,24 @@ func startRole(ctx context.Context, dir, role, socket string, args ...string) (*
 }
 
 func (p *process) waitSocket(ctx context.Context, socket string) error {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
 	var d net.Dialer
-	for {
-		c, err := d.DialContext(ctx, "unix", socket)
-		if err == nil {
-			return c.Close()
-		}
+	err := poll.Until(ctx, 20*time.Millisecond, 15*time.Second, func(ctx context.Context) error {
 		select {
 		case <-p.done:
-			return fmt.Errorf("exited before serving: %v", p.err)
-		case <-ctx.Done():
-			return fmt.Errorf("socket %s not ready: %w", socket, err)
-		case <-time.After(20 * time.Millisecond):
+			return poll.Fatal(fmt.Errorf("exited before serving: %v", p.err))
+		default:
 		}
+		c, err := d.DialContext(ctx, "unix", socket)
+		if err != nil {
+			return err
+		}
+		_ = c.Close()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("socket %s not serving (waited up to 15s): %w", socket, err)
 	}
+	return nil
 }
 
 // stop signals the process and waits for it, killing it after a few
