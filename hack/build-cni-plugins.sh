@@ -2,6 +2,7 @@
 # Builds the CNI plugins listed in CNI_PLUGINS at CNI_PLUGINS_VERSION from the
 # Go module cache into _output/bin/cni.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+heartbeat
 
 out_dir=${BIN_DIR}/cni
 IFS=, read -r -a names <<< "${CNI_PLUGINS}"

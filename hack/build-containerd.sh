@@ -2,6 +2,7 @@
 # Builds containerd, ctr and containerd-shim-runc-v2 at CONTAINERD_VERSION from
 # the Go module cache into _output/bin, with the tags and flags upstream uses.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+heartbeat
 
 outs=("${BIN_DIR}/containerd" "${BIN_DIR}/ctr" "${BIN_DIR}/containerd-shim-runc-v2")
 pkg=github.com/containerd/containerd/v2

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds etcd at ETCD_VERSION from the Go module proxy into _output/bin/etcd.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+heartbeat
 
 out=${BIN_DIR}/etcd
 key="etcd-${ETCD_VERSION}"

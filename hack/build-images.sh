@@ -3,6 +3,7 @@
 # Nothing is pulled: pause is our own static program, the toolbox is Debian's
 # busybox-static. Unchanged images keep their bytes (and digests).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+heartbeat
 
 mkdir -p "${BIN_DIR}" "${OUTPUT_DIR}/images"
 cd "${REPO_ROOT}"

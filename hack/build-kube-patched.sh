@@ -14,6 +14,7 @@
 # scheduler is built in the same tree, against the patched API, with its
 # native field reader (build tag podnetworks_native).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+heartbeat
 
 KUBE_CMDS=("$@")
 stock=${SRC_DIR}/kubernetes

@@ -8,6 +8,7 @@
 # module at KUBE_STAGING_VERSION in staging/src/k8s.io/<name>. Upstream's own
 # go.mod and go.sum then resolve exactly as in a git checkout.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+heartbeat
 
 KUBE_CMDS=("$@")
 tree=${SRC_DIR}/kubernetes
@@ -49,8 +50,7 @@ build() {
   # go.mod requirements (kustomize) are only implied by it.
   local pkgs=(); for c in "${stale[@]}"; do pkgs+=("./cmd/${c}"); done
   mkdir -p "${BIN_DIR}"
-  progress "building stock ${stale[*]}" env -C "${tree}" GOWORK=off CGO_ENABLED=0 \
-    go build -mod=mod -trimpath -ldflags "${ldflags}" -o "${BIN_DIR}/" "${pkgs[@]}"
+  env -C "${tree}" GOWORK=off CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "${ldflags}" -o "${BIN_DIR}/" "${pkgs[@]}"
   for c in "${stale[@]}"; do stamp "kube-bin-${c}" "${key}"; done
 }
 

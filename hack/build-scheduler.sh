@@ -4,6 +4,7 @@
 # with the same version ldflags as the upstream build. Go's build cache makes
 # a rebuild with nothing changed take seconds.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+heartbeat
 
 minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
 ldflags="-s -w"

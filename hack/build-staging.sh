@@ -9,6 +9,7 @@
 # compatibility fixtures (the protobuf code itself is in the patches, see
 # staging/api/derive-generated.py).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+heartbeat
 
 prepare() {
   local module=$1 dir=${SRC_DIR}/staging/$1

@@ -6,6 +6,7 @@
 # annotations only), the stock pod-networks-scheduler and the patched
 # kube-scheduler.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+heartbeat
 
 set_=${1:-test}
 [[ "${set_}" == demo || "${set_}" == test ]] || die "usage: build.sh [demo|test]"

@@ -13,7 +13,10 @@ source "${REPO_ROOT}/hack/versions.env"
 export GOFLAGS=${GOFLAGS:--buildvcs=false}
 GOMODCACHE=$(go env GOMODCACHE)
 
-log() { printf '%s [%s] %s\n' "$(date +%H:%M:%S)" "$(basename "$0" .sh)" "$*" >&2; }
+log() {
+  printf '%s [%s] %s\n' "$(date +%H:%M:%S)" "$(basename "$0" .sh)" "$*" >&2
+  if [[ -n "${HEARTBEAT_FILE:-}" ]]; then printf '%s|%s\n' "$(date +%s)" "$*" > "${HEARTBEAT_FILE}"; fi
+}
 die() { log "error: $*"; exit 1; }
 
 # modsrc MODULE VERSION prints the module's directory in the module cache,
@@ -34,16 +37,27 @@ fresh() {
 }
 stamp() { mkdir -p "${STAMP_DIR}"; printf '%s' "$2" > "${STAMP_DIR}/$1"; }
 
-# progress WHAT CMD... runs the command CMD (not a shell function: errexit
-# does not apply inside one run this way), logging "still WHAT" every minute
-# while it runs, so that a long, silent build never looks hung.
-progress() {
-  local what=$1 start=${SECONDS} parent=$$; shift
-  ( trap exit TERM; while sleep 60 && kill -0 "${parent}" 2>/dev/null; do
-      log "still ${what} ($(( (SECONDS - start) / 60 )) min)"; done ) &
-  local ticker=$! rc=0
-  "$@" || rc=$?
-  kill "${ticker}" 2>/dev/null || true
-  wait "${ticker}" 2>/dev/null || true
-  return "${rc}"
+# heartbeat makes a long build step (a compile, a copy of the Kubernetes
+# tree) that logs nothing for minutes say so: the outermost script that
+# calls it repeats the last logged step every minute nothing else is logged.
+# Nested scripts share it through HEARTBEAT_FILE.
+heartbeat() {
+  [[ -z "${HEARTBEAT_FILE:-}" ]] || return 0
+  export HEARTBEAT_FILE; HEARTBEAT_FILE=$(mktemp)
+  printf '%s|%s\n' "$(date +%s)" "starting" > "${HEARTBEAT_FILE}"
+  local parent=$$
+  ( trap exit TERM
+    while sleep 10 && kill -0 "${parent}" 2>/dev/null; do
+      local now since step; now=$(date +%s)
+      IFS='|' read -r since step < "${HEARTBEAT_FILE}" || continue
+      if (( now - $(stat -c %Y "${HEARTBEAT_FILE}") >= 60 )); then
+        printf '%s [%s] still %s (%d min)\n' "$(date +%H:%M:%S)" "$(basename "$0" .sh)" "${step}" $(( (now - since) / 60 )) >&2
+        touch "${HEARTBEAT_FILE}"
+      fi
+    done ) &
+  local pid=$!
+  trap "kill ${pid} 2>/dev/null || true; rm -f '${HEARTBEAT_FILE}'" EXIT
 }
+
+# progress WHAT CMD... logs WHAT and runs CMD (the heartbeat covers it).
+progress() { log "$1"; shift; "$@"; }

@@ -6,6 +6,7 @@
 # plugins in throwaway network namespaces), `e2e` (root; brings real clusters
 # up and down), or all of them when no argument is given.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+heartbeat
 
 cd "${REPO_ROOT}"
 what=${1:-all}
