@@ -122,6 +122,10 @@ func WaitPodRunning(ctx context.Context, cs kubernetes.Interface, namespace, nam
 	return pod, nil
 }
 
+// KubectlPath is the kubectl binary Kubectl runs: the patched build's, a
+// client of either build.
+func (c *Cluster) KubectlPath() string { return c.l.kubectl() }
+
 // Kubectl runs kubectl against the cluster and returns its output.
 func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, c.l.kubectl(), append([]string{"--kubeconfig", c.Kubeconfig()}, args...)...)

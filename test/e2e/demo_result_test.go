@@ -9,7 +9,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -90,7 +89,7 @@ type demoResult struct {
 	} `json:"leases"`
 	Next struct {
 		Kubeconfig   string `json:"kubeconfig"`
-		BinDir       string `json:"binDir"`
+		Kubectl      string `json:"kubectl"`
 		ToolboxImage string `json:"toolboxImage"`
 		Logs         string `json:"logs"`
 	} `json:"next"`
@@ -310,7 +309,7 @@ func checkDemoResult(t *testing.T, r demoResult) {
 	seconds("demo pods deleted to every lease released", l.ReleasedSeconds)
 
 	x := r.Next
-	for _, f := range []string{x.Kubeconfig, filepath.Join(x.BinDir, "kubectl")} {
+	for _, f := range []string{x.Kubeconfig, x.Kubectl} {
 		if _, err := os.Stat(f); err != nil {
 			t.Errorf("next steps: %v", err)
 		}

@@ -74,7 +74,7 @@ func demo(ctx context.Context, o localcluster.Options, out io.Writer, resultPath
 	if err != nil {
 		return err
 	}
-	r.Next = DemoNext{Kubeconfig: c.Kubeconfig(), BinDir: c.BinDir, ToolboxImage: image, Logs: c.LogPath("<component>")}
+	r.Next = DemoNext{Kubeconfig: c.Kubeconfig(), Kubectl: c.KubectlPath(), ToolboxImage: image, Logs: c.LogPath("<component>")}
 	if err := writeDemoResult(resultPath, r); err != nil {
 		return fmt.Errorf("write the demo result: %w", err)
 	}

@@ -143,7 +143,7 @@ type DemoLeaseCount struct {
 // DemoNext is what a user needs to go on with the cluster left up.
 type DemoNext struct {
 	Kubeconfig   string `json:"kubeconfig"`
-	BinDir       string `json:"binDir"`
+	Kubectl      string `json:"kubectl"` // the kubectl binary's path
 	ToolboxImage string `json:"toolboxImage"`
 	Logs         string `json:"logs"` // the component logs' path, <component> for the name
 }
@@ -329,13 +329,13 @@ func renderNext(w io.Writer, r *DemoResult) {
 	fmt.Fprintf(w, `
 The cluster is still up. Next:
   export KUBECONFIG=%s
-  %s/kubectl get nodes -o wide
-  %s/kubectl run try --image=%s --image-pull-policy=Never --annotations=%s=blue,red -- sleep 3600
-  %s/kubectl exec try -- ip -4 -o addr
-  %s/kubectl get events --field-selector reason=FailedCreatePodSandBox
+  %s get nodes -o wide
+  %s run try --image=%s --image-pull-policy=Never --annotations=%s=blue,red -- sleep 3600
+  %s exec try -- ip -4 -o addr
+  %s get events --field-selector reason=FailedCreatePodSandBox
   logs: %s
   make down
-`, n.Kubeconfig, n.BinDir, n.BinDir, n.ToolboxImage, netrequest.AnnotationKey, n.BinDir, n.BinDir, n.Logs)
+`, n.Kubeconfig, n.Kubectl, n.Kubectl, n.ToolboxImage, netrequest.AnnotationKey, n.Kubectl, n.Kubectl, n.Logs)
 }
 
 // writeDemoResult writes r as indented JSON to path, whole or not at all.

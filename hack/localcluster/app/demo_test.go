@@ -66,7 +66,7 @@ func fixedResult() *DemoResult {
 			Before: 7, ReleasedSeconds: 1.46,
 		},
 		Next: DemoNext{
-			Kubeconfig: "/src/_output/cluster/kubeconfig", BinDir: "/src/_output/bin",
+			Kubeconfig: "/src/_output/cluster/kubeconfig", Kubectl: "/src/_output/bin/patched/kubectl",
 			ToolboxImage: "localhost/pod-networks/toolbox:v1", Logs: "/src/_output/cluster/logs/<component>.log",
 		},
 	}
