@@ -19,7 +19,7 @@ cluster-down down:    ; @hack/cluster.sh down
 demo: build-demo      ; @hack/cluster.sh demo
 test: build           ; @hack/test.sh
 unit:                 ; @hack/test.sh unit
-staging:              ; @hack/build-staging.sh
+staging:              ; @hack/build-staging.sh fixtures
 integration: build    ; @hack/test.sh integration
 e2e: build            ; @hack/test.sh e2e
 bench-proxy: build    ; @hack/bench-proxy.sh

@@ -18,7 +18,8 @@ if [[ "${set_}" == test ]]; then
 fi
 
 "${REPO_ROOT}/hack/install-deps.sh"
-"${REPO_ROOT}/hack/build-staging.sh"
+staging_args=(); [[ "${set_}" == test ]] && staging_args=(fixtures)
+"${REPO_ROOT}/hack/build-staging.sh" "${staging_args[@]}"
 "${REPO_ROOT}/hack/build-kube.sh" "${stock[@]}"
 "${REPO_ROOT}/hack/build-kube-patched.sh" "${patched[@]}"
 for part in etcd containerd cni-plugins images; do
