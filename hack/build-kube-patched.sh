@@ -44,7 +44,9 @@ generate() {
   local tools=${tree}/_tools; mkdir -p "${tools}"
   [[ -x "${gen}/deepcopy-gen" ]] || die "${gen}/deepcopy-gen is missing: run hack/build-staging.sh"
   progress "building applyconfiguration-gen" env -C "${gen}" go build -o "${tools}/applyconfiguration-gen" ./cmd/applyconfiguration-gen
-  progress "building openapi-gen" env -C "${tree}" go build -o "${tools}/openapi-gen" k8s.io/kube-openapi/cmd/openapi-gen
+  # The tools built in the tree use the binaries' flags, so that the packages
+  # they share (all of k8s.io/api, for models-schema) compile once.
+  progress "building openapi-gen" env -C "${tree}" CGO_ENABLED=0 go build -trimpath -o "${tools}/openapi-gen" k8s.io/kube-openapi/cmd/openapi-gen
   local header=${tools}/boilerplate.txt
   sed -n '/^\/\*$/,/^\*\/$/p' "${tree}/pkg/apis/core/zz_generated.deepcopy.go" > "${header}"
   cd "${tree}"
@@ -65,7 +67,7 @@ generate() {
   diff -u api/api-rules/violation_exceptions.list "${tools}/api_violations.report" >&2 || die "API rule violations changed"
 
   log "applyconfiguration-gen client-go/applyconfigurations"
-  progress "building models-schema" go build -o "${tools}/models-schema" ./pkg/generated/openapi/cmd/models-schema
+  progress "building models-schema" env CGO_ENABLED=0 go build -trimpath -o "${tools}/models-schema" ./pkg/generated/openapi/cmd/models-schema
   local apis=()
   while IFS= read -r d; do apis+=("${d#staging/src/}"); done < <(find staging/src/k8s.io/api -name types.go -not -path '*/testdata/*' | xargs -n1 dirname | sort -u)
   apis+=(k8s.io/apimachinery/pkg/apis/meta/v1)
