@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"sigs.k8s.io/pod-networks/internal/localcluster"
@@ -128,4 +130,25 @@ func (tc *testCluster) downAndCompare(t *testing.T, what string) {
 		t.Fatalf("down: %v", err)
 	}
 	requireUnchanged(t, what, tc.before, snapshot(t, tc.opts))
+}
+
+// runningOn waits up to a minute for the pod to be Running, fails unless it
+// runs on node, and returns it with its IPv4 addresses as seen inside it
+// (ip -4 -o addr).
+func (tc *testCluster) runningOn(t *testing.T, cs kubernetes.Interface, name, node string) (*corev1.Pod, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	pod, err := localcluster.WaitPodRunning(ctx, cs, "default", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pod.Spec.NodeName != node {
+		t.Fatalf("%s runs on %s, want %s", name, pod.Spec.NodeName, node)
+	}
+	inside, err := tc.Kubectl(ctx, "exec", name, "--", "ip", "-4", "-o", "addr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pod, inside
 }

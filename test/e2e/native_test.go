@@ -143,19 +143,7 @@ func TestNativeNetworks(t *testing.T) {
 	if out, err := applyPod(t, c, "native", "", "  networks:\n  - name: blue\n  - name: red\n    interfaceName: data0\n"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	running, err := localcluster.WaitPodRunning(wctx, cs, "default", "native")
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if running.Spec.NodeName != "node1" {
-		t.Errorf("native runs on %s, want node1 (the only node with blue and red)", running.Spec.NodeName)
-	}
-	inside, err := c.Kubectl(ctx, "exec", "native", "--", "ip", "-4", "-o", "addr")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, inside := c.runningOn(t, cs, "native", "node1") // the only node with blue and red
 	for ifname, prefix := range map[string]string{"net1": "10.251.1.", "data0": "10.252.1."} {
 		if a := interfaceAddr(inside, ifname); !strings.HasPrefix(a, prefix) {
 			t.Errorf("native: %s has %q inside the pod, want %s*:\n%s", ifname, a, prefix, inside)

@@ -14,7 +14,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"sigs.k8s.io/pod-networks/internal/localcluster"
 	"sigs.k8s.io/pod-networks/internal/poll"
 	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
@@ -61,19 +60,7 @@ func TestStockKubernetes(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	running, err := localcluster.WaitPodRunning(wctx, cs, "default", "stock-blue")
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if running.Spec.NodeName != "node1" {
-		t.Errorf("stock-blue placed on %s, want node1, the only node with blue", running.Spec.NodeName)
-	}
-	inside, err := c.Kubectl(ctx, "exec", "stock-blue", "--", "ip", "-4", "-o", "addr")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, inside := c.runningOn(t, cs, "stock-blue", "node1") // the only node with blue
 	_, blue, _ := net.ParseCIDR("10.251.1.0/24")
 	if ip := net.ParseIP(interfaceAddr(inside, "net1")); ip == nil || !blue.Contains(ip) {
 		t.Errorf("stock-blue: net1 inside the pod has %q, want an address in %s:\n%s", interfaceAddr(inside, "net1"), blue, inside)
