@@ -189,6 +189,10 @@ func TestNodeState(t *testing.T) {
 	if !slices.Equal(s.Leases["primary-node1"], []string{"10.244.1.7"}) {
 		t.Errorf("leases of the primary network = %v", s.Leases["primary-node1"])
 	}
+	// Teardown deletes the bridges of bridge plugins only, from valid files.
+	if got := bridgesOf(n.NetworksDir()); !slices.Equal(got, []string{"pnblue1"}) {
+		t.Errorf("bridgesOf = %q, want [pnblue1]", got)
+	}
 	if s.LeaseCount() != 4 {
 		t.Errorf("LeaseCount = %d, want 4", s.LeaseCount())
 	}

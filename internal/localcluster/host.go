@@ -259,29 +259,13 @@ func (l layout) deleteLinks() error {
 	return errors.Join(errs...)
 }
 
-// bridgesOf lists the bridge names of bridge plugins in a dir of conflists.
+// bridgesOf lists the bridges of the bridge plugins of dir's network config
+// lists.
 func bridgesOf(dir string) []string {
-	ents, _ := os.ReadDir(dir)
+	confs, _ := readNetworkConfs(dir)
 	var out []string
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			continue
-		}
-		var conf struct {
-			Plugins []struct {
-				Type   string `json:"type"`
-				Bridge string `json:"bridge"`
-			} `json:"plugins"`
-		}
-		if json.Unmarshal(b, &conf) != nil {
-			continue
-		}
-		for _, p := range conf.Plugins {
-			if p.Type == "bridge" && p.Bridge != "" { // never the host's default cni0
-				out = append(out, p.Bridge)
-			}
-		}
+	for _, c := range confs {
+		out = append(out, c.Bridges...)
 	}
 	return out
 }

@@ -151,13 +151,11 @@ func (l layout) featureGateArgs() []string {
 // its nodes, and the CRI endpoint each kubelet used.
 type saved struct {
 	Nodes     int               `json:"nodes"`
-	StateDir  string            `json:"stateDir"`
-	BinDir    string            `json:"binDir"`
 	Endpoints map[string]string `json:"criEndpoints"`
 }
 
 func (l layout) save() error {
-	s := saved{Nodes: len(l.nodes), StateDir: l.opts.StateDir, BinDir: l.opts.BinDir, Endpoints: map[string]string{}}
+	s := saved{Nodes: len(l.nodes), Endpoints: map[string]string{}}
 	for _, n := range l.nodes {
 		s.Endpoints[n.Name] = n.CRIEndpoint
 	}

@@ -132,9 +132,9 @@ func (c *Cluster) NodeState(node string) (NodeState, error) {
 		}
 		nets = append(nets, confs...)
 	}
-	subnets := []string{n.Subnet}
+	subnets, bridges := []string{n.Subnet}, []string{n.Bridge}
 	for _, nc := range nets {
-		subnets = append(subnets, nc.Subnets...)
+		subnets, bridges = append(subnets, nc.Subnets...), append(bridges, nc.Bridges...)
 		if nc.IPAM != "host-local" {
 			continue
 		}
@@ -148,7 +148,7 @@ func (c *Cluster) NodeState(node string) (NodeState, error) {
 	if err != nil {
 		return s, fmt.Errorf("ip -j -d addr show: %w", err)
 	}
-	if s.Links, err = nodeLinks(out, append([]string{n.Bridge}, bridgesOf(n.NetworksDir())...), subnets); err != nil {
+	if s.Links, err = nodeLinks(out, bridges, subnets); err != nil {
 		return s, err
 	}
 	mi, err := os.Open("/proc/self/mountinfo")
@@ -169,12 +169,13 @@ func (c *Cluster) NodeState(node string) (NodeState, error) {
 	return s, nil
 }
 
-// networkConf is what NodeState needs of a network config list.
+// networkConf is what NodeState and teardown need of a network config list.
 type networkConf struct {
 	Name    string
 	IPAM    string // the first plugin's IPAM type that has one
 	DataDir string // host-local's; /var/lib/cni/networks by default
 	Subnets []string
+	Bridges []string // of its bridge plugins (never the host's default cni0)
 }
 
 // readNetworkConfs reads the network config lists of dir (*.conflist,
@@ -197,7 +198,9 @@ func readNetworkConfs(dir string) ([]networkConf, error) {
 		Subnet string `json:"subnet"` // the older single-range form
 	}
 	type plugin struct {
-		IPAM *ipam `json:"ipam"`
+		Type   string `json:"type"`
+		Bridge string `json:"bridge"`
+		IPAM   *ipam  `json:"ipam"`
 	}
 	var out []networkConf
 	for _, e := range ents {
@@ -223,7 +226,10 @@ func readNetworkConfs(dir string) ([]networkConf, error) {
 		}
 		nc := networkConf{Name: conf.Name}
 		for _, p := range plugins {
-			if p.IPAM == nil || p.IPAM.Type == "" {
+			if p.Type == "bridge" && p.Bridge != "" {
+				nc.Bridges = append(nc.Bridges, p.Bridge)
+			}
+			if p.IPAM == nil || p.IPAM.Type == "" || nc.IPAM != "" {
 				continue
 			}
 			nc.IPAM, nc.DataDir = p.IPAM.Type, p.IPAM.DataDir
@@ -238,7 +244,6 @@ func readNetworkConfs(dir string) ([]networkConf, error) {
 					nc.Subnets = append(nc.Subnets, r.Subnet)
 				}
 			}
-			break
 		}
 		out = append(out, nc)
 	}
