@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Builds the kube-scheduler with the NodeNetworks plugin compiled in
 # (scheduler-plugin/cmd/kube-scheduler) as _output/bin/pod-networks-scheduler,
-# with the same version ldflags as the upstream build. Go's build cache makes
-# a rebuild with nothing changed take seconds.
+# with the same version ldflags as the upstream build. It is compiled with
+# the module's default flags (no -trimpath, cgo as the machine has it), like
+# `go vet` and the other binaries of this module, so that the scheduler's
+# many packages compile once for all of them. Go's build cache makes a
+# rebuild with nothing changed take seconds.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 heartbeat
 
@@ -12,4 +15,4 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean"
 done
 cd "${REPO_ROOT}"
-progress "building pod-networks-scheduler" env CGO_ENABLED=0 go build -trimpath -ldflags "${ldflags}" -o "${BIN_DIR}/pod-networks-scheduler" ./scheduler-plugin/cmd/kube-scheduler
+progress "building pod-networks-scheduler" go build -ldflags "${ldflags}" -o "${BIN_DIR}/pod-networks-scheduler" ./scheduler-plugin/cmd/kube-scheduler

@@ -26,7 +26,9 @@ if [[ "${what}" == all || "${what}" == staging ]]; then
 fi
 if [[ "${what}" == all || "${what}" == kube-patched ]]; then
   log "tests of the patched Kubernetes: every package kubelet-patch/ touches, upstream's and ours"
-  (cd "${SRC_DIR}/kubernetes-patched" && GOWORK=off GOFLAGS=-mod=mod go test -count=1 \
+  # The binaries' flags (no cgo, -trimpath): the tests reuse the packages the
+  # build compiled.
+  (cd "${SRC_DIR}/kubernetes-patched" && GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0 go test -trimpath -count=1 \
     ./pkg/features/ ./pkg/apis/core/... ./pkg/api/pod/... ./pkg/api/testing/ ./pkg/registry/core/node/ \
     ./pkg/kubelet/ ./pkg/kubelet/container/ ./pkg/kubelet/kuberuntime/ ./pkg/kubelet/nodestatus/ \
     ./pkg/scheduler/framework/ ./pkg/scheduler/backend/queue/ k8s.io/kube-scheduler/... ./pkg/generated/openapi/... \
