@@ -86,6 +86,9 @@ func down(ctx context.Context, l layout) error {
 	run.stop("kube-apiserver", 15*time.Second)
 	run.stop("etcd", 5*time.Second)
 
+	// What follows has its own bounds and must finish even if ctx ended:
+	// an interrupted teardown would leave processes and cgroups behind.
+	ctx = context.WithoutCancel(ctx)
 	var errs []error
 	if err := l.killAll(ctx); err != nil {
 		errs = append(errs, err)

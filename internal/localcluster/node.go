@@ -3,6 +3,7 @@ package localcluster
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -49,9 +50,15 @@ func (l layout) kubelet(n Node) daemon {
 	}}
 }
 
-// containerdReady checks the node's containerd answers on its socket.
+// containerdReady checks the node's containerd answers on its socket; it
+// runs ctr only once the socket exists, not on every poll before.
 func (l layout) containerdReady(n Node) func(context.Context) error {
-	return func(ctx context.Context) error { return l.ctr(ctx, n, "version") }
+	return func(ctx context.Context) error {
+		if _, err := os.Stat(n.ContainerdSocket()); err != nil {
+			return err
+		}
+		return l.ctr(ctx, n, "version")
+	}
 }
 
 // importImages imports the pause and toolbox archives into the node's
