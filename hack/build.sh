@@ -2,9 +2,9 @@
 # Builds what `make demo` runs (`hack/build.sh demo`) or what `make test`
 # needs (no argument), skipping what is fresh. The demo runs the patched
 # Kubernetes only; the tests also run the stock kube-apiserver,
-# kube-controller-manager and kubelet (Kubernetes without the native API,
-# annotations only), the stock pod-networks-scheduler and the patched
-# kube-scheduler.
+# kube-controller-manager, kubelet and kube-scheduler (Kubernetes without the
+# native API, annotations only, and version skew), the stock
+# pod-networks-scheduler and the patched kube-scheduler.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 heartbeat
 
@@ -14,7 +14,7 @@ patched=(kube-apiserver kube-controller-manager kubelet kubectl pod-networks-sch
 stock=()
 if [[ "${set_}" == test ]]; then
   patched+=(kube-scheduler)
-  stock=(kube-apiserver kube-controller-manager kubelet)
+  stock=(kube-apiserver kube-controller-manager kubelet kube-scheduler)
 fi
 
 "${REPO_ROOT}/hack/install-deps.sh"

@@ -9,5 +9,6 @@ if [[ ! -x "${BIN_DIR}/localcluster" ]]; then
   die "${BIN_DIR}/localcluster is missing: run make build"
 fi
 args=(-output-dir "${OUTPUT_DIR}")
-[[ "${cmd}" != down ]] && args+=(-nodes "${NODES:-2}")
+# NODES overrides the node count (the demo's default is 3: see localcluster -h).
+[[ "${cmd}" != down && -n "${NODES:-}" ]] && args+=(-nodes "${NODES}")
 exec "${BIN_DIR}/localcluster" "${cmd}" "${args[@]}" "$@"

@@ -37,7 +37,7 @@ func (l layout) controlPlane() []component {
 func (l layout) nodeComponents(n Node) []component {
 	cs := []component{{daemon: l.containerd(n), ready: l.containerdReady(n), then: l.importImages(n),
 		step: n.Name + " containerd ready, images imported"}}
-	if l.opts.CRIProxy {
+	if n.CRIProxy {
 		cs = append(cs, component{daemon: l.criProxy(n), ready: l.proxyHealthy(n), step: n.Name + " cri-proxy healthy"})
 	}
 	return append(cs, component{daemon: l.kubelet(n), ready: l.kubeletHealthy(n), needsAPI: true, step: n.Name + " kubelet healthy"})

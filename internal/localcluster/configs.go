@@ -167,8 +167,8 @@ func (l layout) kubeletConfiguration(n Node) *kubeletv1beta1.KubeletConfiguratio
 		ImageGCLowThresholdPercent:  ptr.To(int32(99)),
 		NodeStatusReportFrequency:   metav1.Duration{Duration: 10 * time.Second},
 	}
-	if l.opts.Patched { // the stock kubelet refuses a gate it does not know
-		cfg.FeatureGates = map[string]bool{"PodNetworks": l.opts.PodNetworksGate}
+	if n.PatchedKubelet { // the stock kubelet refuses a gate it does not know
+		cfg.FeatureGates = map[string]bool{"PodNetworks": n.PodNetworksGate}
 	}
 	return cfg
 }

@@ -95,6 +95,10 @@ func (l layout) scheduler() daemon {
 	if l.opts.NetworkScheduler {
 		bin = l.kubeBin("pod-networks-scheduler")
 	}
+	gates := l.featureGateArgs()
+	if l.opts.StockScheduler {
+		bin, gates = l.bin("kube-scheduler"), nil // it does not know the gate
+	}
 	if l.opts.SchedulerBinary != "" {
 		bin = l.opts.SchedulerBinary
 	}
@@ -102,7 +106,7 @@ func (l layout) scheduler() daemon {
 		"--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
 		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", l.opts.SchedulerPort),
 		"--profiling=false",
-	}, l.featureGateArgs()...)
+	}, gates...)
 	if l.usesSchedulerConfig() {
 		args = append(args, "--config="+l.schedulerConfigFile())
 	} else {

@@ -24,8 +24,8 @@ func (c *Cluster) KillProxy(node string) error {
 	if err != nil {
 		return err
 	}
-	if !c.CRIProxy {
-		return fmt.Errorf("%s: the cluster runs no CRI proxy", n.Name)
+	if !n.CRIProxy {
+		return fmt.Errorf("%s: the node runs no CRI proxy", n.Name)
 	}
 	if err := c.run.kill(n.Name + "-cri-proxy"); err != nil {
 		return err
@@ -54,8 +54,8 @@ func (c *Cluster) StartProxy(ctx context.Context, node string) error {
 	if err != nil {
 		return err
 	}
-	if !c.CRIProxy {
-		return fmt.Errorf("%s: the cluster runs no CRI proxy", n.Name)
+	if !n.CRIProxy {
+		return fmt.Errorf("%s: the node runs no CRI proxy", n.Name)
 	}
 	d := c.l.criProxy(n)
 	if r := c.run.recorded(d.name); r != nil && r.alive() {

@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"sigs.k8s.io/pod-networks/internal/poll"
@@ -26,12 +27,24 @@ func (c *Cluster) NodeList() []Node { return append([]Node(nil), c.l.nodes...) }
 // Client returns a clientset for the cluster admin.
 func (c *Cluster) Client() (kubernetes.Interface, error) { return c.l.client() }
 
-func (l layout) client() (kubernetes.Interface, error) {
+// RESTConfig is the admin's client configuration, for other clients
+// (dynamic, for fields the stock API types lack).
+func (c *Cluster) RESTConfig() (*rest.Config, error) { return c.l.restConfig() }
+
+func (l layout) restConfig() (*rest.Config, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", l.kubeconfig("admin"))
 	if err != nil {
 		return nil, err
 	}
 	cfg.QPS, cfg.Burst = 100, 200
+	return cfg, nil
+}
+
+func (l layout) client() (kubernetes.Interface, error) {
+	cfg, err := l.restConfig()
+	if err != nil {
+		return nil, err
+	}
 	return kubernetes.NewForConfig(cfg)
 }
 

@@ -23,8 +23,14 @@ type Node struct {
 	Subnet      string // pod subnet of the primary network
 	CgroupRoot  string // kubelet cgroupRoot, created in every hierarchy
 	// CRIEndpoint is kubelet's runtime endpoint: the CRI proxy's socket
-	// when the cluster runs one, containerd's otherwise.
+	// when the node runs one, containerd's otherwise.
 	CRIEndpoint string
+	// CRIProxy: a CRI proxy runs in front of the node's containerd.
+	CRIProxy bool
+	// PatchedKubelet: the kubelet is the patched build, with the
+	// PodNetworks gate set to PodNetworksGate.
+	PatchedKubelet  bool
+	PodNetworksGate bool
 }
 
 func nodeName(i int) string { return fmt.Sprintf("node%d", i) }
@@ -77,8 +83,12 @@ func newLayout(o Options) layout {
 			Subnet:      fmt.Sprintf("10.244.%d.0/24", i),
 			CgroupRoot:  "/pod-networks-" + name,
 		}
+		skew := o.NodeSkew[name]
+		n.CRIProxy = o.CRIProxy && !skew.NoCRIProxy
+		n.PatchedKubelet = o.Patched && !skew.StockKubelet
+		n.PodNetworksGate = n.PatchedKubelet && o.PodNetworksGate && !skew.GateOff
 		n.CRIEndpoint = "unix://" + n.ContainerdSocket()
-		if o.CRIProxy {
+		if n.CRIProxy {
 			n.CRIEndpoint = "unix://" + n.ProxySocket()
 		}
 		l.nodes = append(l.nodes, n)
@@ -115,6 +125,15 @@ func (l layout) kubeBin(n string) string {
 		return filepath.Join(l.opts.BinDir, "patched", n)
 	}
 	return l.bin(n)
+}
+
+// kubeletBin is the node's kubelet: the patched build's unless the node
+// runs the stock one.
+func (l layout) kubeletBin(n Node) string {
+	if n.PatchedKubelet {
+		return filepath.Join(l.opts.BinDir, "patched", "kubelet")
+	}
+	return l.bin("kubelet")
 }
 
 // kubectl is a client, and the patched one speaks to either build: only

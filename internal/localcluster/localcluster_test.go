@@ -38,6 +38,8 @@ func TestValidate(t *testing.T) {
 		{"long run dir", func(o *Options) { o.RunDir = "/run/" + strings.Repeat("x", 40) }, "too long for containerd's shim socket dir"},
 		{"networks of a known node", func(o *Options) { o.NodeNetworks = map[string]string{"node2": netDir} }, ""},
 		{"networks of an unknown node", func(o *Options) { o.NodeNetworks = map[string]string{"node3": netDir} }, `unknown node "node3"`},
+		{"skew of a known node", func(o *Options) { o.NodeSkew = map[string]NodeSkew{"node2": {NoCRIProxy: true}} }, ""},
+		{"skew of an unknown node", func(o *Options) { o.NodeSkew = map[string]NodeSkew{"node9": {GateOff: true}} }, `node skew: unknown node "node9"`},
 		{"networks dir missing", func(o *Options) { o.NodeNetworks = map[string]string{"node1": "/nonexistent"} }, `"/nonexistent" is not a directory`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -190,6 +192,40 @@ func TestComponentOrder(t *testing.T) {
 		}
 		if got := l.nodes[0].CRIEndpoint; (got == "unix://"+l.nodes[0].ProxySocket()) != proxy {
 			t.Errorf("proxy %t: kubelet's CRI endpoint %s", proxy, got)
+		}
+	}
+}
+
+// One cluster can mix nodes: each node's kubelet binary, gate, CRI
+// endpoint and components follow its skew.
+func TestNodeSkew(t *testing.T) {
+	o := testOptions(t)
+	o.Nodes = 4
+	o.NodeSkew = map[string]NodeSkew{"node2": {NoCRIProxy: true}, "node3": {StockKubelet: true}, "node4": {GateOff: true}}
+	l := newLayout(o)
+	for i, want := range []struct {
+		proxy   bool
+		kubelet string
+		gates   map[string]bool
+	}{
+		{true, filepath.Join(o.BinDir, "patched", "kubelet"), map[string]bool{"PodNetworks": true}},
+		{false, filepath.Join(o.BinDir, "patched", "kubelet"), map[string]bool{"PodNetworks": true}},
+		{true, filepath.Join(o.BinDir, "kubelet"), nil},
+		{true, filepath.Join(o.BinDir, "patched", "kubelet"), map[string]bool{"PodNetworks": false}},
+	} {
+		n := l.nodes[i]
+		var names []string
+		for _, c := range l.nodeComponents(n) {
+			names = append(names, c.name)
+		}
+		if got := slices.Contains(names, n.Name+"-cri-proxy"); got != want.proxy || (n.CRIEndpoint == "unix://"+n.ProxySocket()) != want.proxy {
+			t.Errorf("%s: components %q, CRI endpoint %s; want proxy %v", n.Name, names, n.CRIEndpoint, want.proxy)
+		}
+		if got := l.kubelet(n).path; got != want.kubelet {
+			t.Errorf("%s: kubelet %s, want %s", n.Name, got, want.kubelet)
+		}
+		if got := l.kubeletConfiguration(n).FeatureGates; !maps.Equal(got, want.gates) {
+			t.Errorf("%s: feature gates %v, want %v", n.Name, got, want.gates)
 		}
 	}
 }

@@ -39,7 +39,7 @@ func (l layout) criProxy(n Node) daemon {
 }
 
 func (l layout) kubelet(n Node) daemon {
-	return daemon{name: n.Name + "-kubelet", path: l.kubeBin("kubelet"), args: []string{
+	return daemon{name: n.Name + "-kubelet", path: l.kubeletBin(n), args: []string{
 		"--config=" + n.kubeletConfig(),
 		"--kubeconfig=" + l.kubeconfig(n.Name+"-kubelet"),
 		"--hostname-override=" + n.Name,

@@ -32,6 +32,9 @@ type Options struct {
 	NetworkScheduler bool
 	// SchedulerBinary replaces the built kube-scheduler when set.
 	SchedulerBinary string
+	// StockScheduler runs the stock kube-scheduler, without feature gates,
+	// though the rest of the control plane is patched (version skew).
+	StockScheduler bool
 	// SchedulerConfig, when set, is the path of a KubeSchedulerConfiguration
 	// passed with --config; its clientConnection.kubeconfig is set to the
 	// scheduler's kubeconfig.
@@ -49,6 +52,9 @@ type Options struct {
 	// node annotation too. Off, only node.status.networks (patched kubelet,
 	// gate on) tells the scheduler.
 	ProxyNodeAnnotation bool
+	// NodeSkew sets nodes apart from the options above, by node name:
+	// version skew and mixed runtimes in one cluster.
+	NodeSkew map[string]NodeSkew
 	// NodeNetworks maps a node name to a directory of CNI network config
 	// lists copied into that node's networks directory at bring-up. In
 	// them, {{NODE}}, {{NODE_INDEX}} and {{NODE_DIR}} are replaced by the
@@ -65,6 +71,18 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// Logf receives progress lines; nil discards them.
 	Logf func(format string, args ...any)
+}
+
+// NodeSkew is how one node differs from the cluster's options.
+type NodeSkew struct {
+	// NoCRIProxy has the node's kubelet talk to containerd directly, though
+	// the cluster runs CRI proxies.
+	NoCRIProxy bool
+	// StockKubelet runs the stock kubelet, which knows nothing of the
+	// networks API, though the cluster runs the patched build.
+	StockKubelet bool
+	// GateOff turns the PodNetworks gate off on the node's patched kubelet.
+	GateOff bool
 }
 
 // DefaultOptions returns the options for a cluster whose binaries, images and
@@ -109,9 +127,13 @@ func (o Options) Validate() error {
 	if l := len(filepath.Join(o.RunDir, "node99", "s")); l > 42 {
 		errs = append(errs, fmt.Errorf("run dir: %q is too long for containerd's shim socket dir (%d > 42 bytes)", o.RunDir, l))
 	}
+	for node := range o.NodeSkew {
+		if !o.isNode(node) {
+			errs = append(errs, fmt.Errorf("node skew: unknown node %q (nodes are node1..node%d)", node, o.Nodes))
+		}
+	}
 	for node, dir := range o.NodeNetworks {
-		var i int
-		if _, err := fmt.Sscanf(node, "node%d", &i); err != nil || node != nodeName(i) || i < 1 || i > o.Nodes {
+		if !o.isNode(node) {
 			errs = append(errs, fmt.Errorf("node networks: unknown node %q (nodes are node1..node%d)", node, o.Nodes))
 		} else if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 			errs = append(errs, fmt.Errorf("node networks: %s: %q is not a directory", node, dir))
@@ -130,4 +152,11 @@ func (o Options) logf(format string, args ...any) {
 	if o.Logf != nil {
 		o.Logf(format, args...)
 	}
+}
+
+// isNode reports whether name is one of the cluster's nodes.
+func (o Options) isNode(name string) bool {
+	var i int
+	_, err := fmt.Sscanf(name, "node%d", &i)
+	return err == nil && name == nodeName(i) && i >= 1 && i <= o.Nodes
 }

@@ -24,7 +24,7 @@ func (l layout) identities() []identity {
 	}
 	for _, n := range l.nodes {
 		ids = append(ids, identity{n.Name + "-kubelet", "system:node:" + n.Name, []string{"system:nodes"}})
-		if l.opts.CRIProxy {
+		if n.CRIProxy {
 			ids = append(ids, identity{n.Name + "-cri-proxy", "system:pod-networks:cri-proxy:" + n.Name, []string{proxyGroup}})
 		}
 	}

@@ -19,7 +19,7 @@ func (l layout) ports() map[int]string {
 	for _, n := range l.nodes {
 		p[n.KubeletPort] = n.Name + " kubelet"
 		p[n.HealthzPort] = n.Name + " kubelet healthz"
-		if o.CRIProxy {
+		if n.CRIProxy {
 			p[n.ProxyPort] = n.Name + " cri-proxy metrics"
 		}
 	}

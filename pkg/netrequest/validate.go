@@ -18,8 +18,9 @@ const maxIfNameLen = 15
 
 // Validate checks requests against every rule, before anything is looked
 // up on disk: at most MaxNetworks entries; each name a DNS-1123 label, and
-// unique; each interface, when set, a valid Linux interface name (1 to 15
-// printable ASCII bytes, no whitespace, '/' or ':', not "." or ".."),
+// unique; each interface, when set, a Linux interface name the kernel
+// creates as given (1 to 15 printable ASCII bytes, no whitespace, '/', ':'
+// or '%', not "." or ".."), without the text form's separators ',' and '@',
 // unique, and neither eth0 (the pod's primary interface) nor lo; each ips
 // entry an IP address or CIDR; the mac a unicast, non-zero 48-bit MAC (the
 // kernel refuses others on an interface). The error joins every problem
@@ -111,8 +112,12 @@ func checkName(name string) string {
 }
 
 // checkInterface returns what is wrong with a requested interface name, or
-// "". The kernel rules are dev_valid_name's; printable ASCII is ours, so
-// names stay readable in logs and in `ip link` output.
+// "". The kernel rules are dev_valid_name's, and '%', which makes the kernel
+// choose a name from the given one as a pattern; printable ASCII is ours, so
+// names stay readable in logs and in `ip link` output; ',' and '@' are the
+// text form's separators, so that every request can be written in it.
+// kube-apiserver's validation of spec.networks applies the same rules
+// (testdata/rules.json, which both test).
 func checkInterface(s string) string {
 	switch {
 	case s == "" || len(s) > maxIfNameLen:
@@ -128,8 +133,8 @@ func checkInterface(s string) string {
 		switch c := s[i]; {
 		case c <= ' ' || c >= 0x7f:
 			return "must be printable ASCII without whitespace"
-		case c == '/' || c == ':':
-			return "must not contain '/' or ':'"
+		case strings.IndexByte("/:%,@", c) >= 0:
+			return "must not contain '/', ':', '%', ',' or '@'"
 		}
 	}
 	return ""

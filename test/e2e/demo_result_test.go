@@ -59,6 +59,24 @@ type demoResult struct {
 				Default   bool     `json:"default"`
 			} `json:"status"`
 		} `json:"multi"`
+		Native struct {
+			Pod            string               `json:"pod"`
+			Request        []demoNetworkRequest `json:"request"`
+			Node           string               `json:"node"`
+			RunningSeconds float64              `json:"runningSeconds"`
+			Inside         []struct {
+				Interface string `json:"interface"`
+				Address   string `json:"address"`
+			} `json:"inside"`
+			Refused struct {
+				Pod     string               `json:"pod"`
+				Node    string               `json:"node"`
+				Request []demoNetworkRequest `json:"request"`
+				Phase   string               `json:"phase"`
+				Reason  string               `json:"reason"`
+				Message string               `json:"message"`
+			} `json:"refused"`
+		} `json:"native"`
 		Pending struct {
 			Pod              string   `json:"pod"`
 			Request          []string `json:"request"`
@@ -93,6 +111,11 @@ type demoResult struct {
 		ToolboxImage string `json:"toolboxImage"`
 		Logs         string `json:"logs"`
 	} `json:"next"`
+}
+
+type demoNetworkRequest struct {
+	Name          string `json:"name"`
+	InterfaceName string `json:"interfaceName"`
 }
 
 type demoNodeNetworks struct {
@@ -162,9 +185,9 @@ func requireKeys(v any, typ reflect.Type, path string) []string {
 	return nil
 }
 
-// checkDemoResult checks every field of the default two-node demo's result
-// (the networks of hack/demo/networks: node1 blue, broken and red, node2
-// blue).
+// checkDemoResult checks every field of the default demo's result: three
+// nodes, node3 without a CRI proxy, and the networks of hack/demo/networks
+// (node1 blue, broken and red, node2 blue).
 func checkDemoResult(t *testing.T, r demoResult) {
 	t.Helper()
 	seconds := func(what string, v float64) {
@@ -186,8 +209,8 @@ func checkDemoResult(t *testing.T, r demoResult) {
 	}
 
 	b := r.BringUp
-	if b.Nodes != 2 || b.TargetSeconds != 20 {
-		t.Errorf("bring-up: %d nodes, target %vs; want 2 nodes, target 20s", b.Nodes, b.TargetSeconds)
+	if b.Nodes != 3 || b.TargetSeconds != 20 {
+		t.Errorf("bring-up: %d nodes, target %vs; want 3 nodes, target 20s", b.Nodes, b.TargetSeconds)
 	}
 	seconds("bring-up", b.ReadySeconds)
 	if len(b.Steps) == 0 || b.Steps[len(b.Steps)-1].Step != "all nodes Ready" || b.Steps[len(b.Steps)-1].Seconds != b.ReadySeconds {
@@ -199,8 +222,8 @@ func checkDemoResult(t *testing.T, r demoResult) {
 		}
 	}
 
-	if len(r.Pods.Pods) != 2 {
-		t.Errorf("one pod per node: %d pods, want 2: %+v", len(r.Pods.Pods), r.Pods.Pods)
+	if len(r.Pods.Pods) != 3 {
+		t.Errorf("one pod per node: %d pods, want 3: %+v", len(r.Pods.Pods), r.Pods.Pods)
 	}
 	subnets := map[string]bool{}
 	for i, p := range r.Pods.Pods {
@@ -224,7 +247,7 @@ func checkDemoResult(t *testing.T, r demoResult) {
 	if !reflect.DeepEqual(n.Published, want) {
 		t.Errorf("published networks %+v, want %+v", n.Published, want)
 	}
-	if !reflect.DeepEqual(n.Status, want) {
+	if want := append(want, demoNodeNetworks{"node3", []string{}}); !reflect.DeepEqual(n.Status, want) {
 		t.Errorf("status.networks %+v, want %+v", n.Status, want)
 	}
 
@@ -261,11 +284,31 @@ func checkDemoResult(t *testing.T, r demoResult) {
 		t.Errorf("%s: network-status %q, want %q (the addresses seen inside)", m.Pod, status, wantStatus)
 	}
 
+	nv := n.Native
+	if nv.Pod != "demo-native" || !slices.Equal(nv.Request, []demoNetworkRequest{{"blue", ""}, {"red", "data0"}}) || nv.Node != "node1" {
+		t.Errorf("native pod %s asking for %v on %s, want demo-native asking for [{blue} {red data0}] on node1", nv.Pod, nv.Request, nv.Node)
+	}
+	seconds("native pod created to Running", nv.RunningSeconds)
+	nativeInside := map[string]string{}
+	for _, i := range nv.Inside {
+		nativeInside[i.Interface], _, _ = strings.Cut(i.Address, "/")
+	}
+	for ifname, subnet := range map[string]string{"eth0": "10.244.1.0/24", "net1": "10.251.1.0/24", "data0": "10.252.1.0/24"} {
+		in(nv.Pod+" "+ifname+" inside", nativeInside[ifname], subnet)
+	}
+	if len(nativeInside) != 3 {
+		t.Errorf("%s: interfaces inside %+v, want eth0, net1 and data0", nv.Pod, nv.Inside)
+	}
+	rf := nv.Refused
+	if rf.Pod != "demo-refused" || rf.Node != "node3" || rf.Phase != "Failed" || rf.Reason != "PodFeatureUnsupported" || !strings.Contains(rf.Message, "PodNetworks") {
+		t.Errorf("refused pod %+v: want demo-refused on node3, Failed, PodFeatureUnsupported, naming PodNetworks", rf)
+	}
+
 	p := n.Pending
 	if p.Pod != "demo-green" || !slices.Equal(p.Request, []string{"green"}) || p.GainedBy != "node2" || p.ScheduledOn != "node2" {
 		t.Errorf("pending pod %s asking for %v, scheduled on %s after %s gained it; want demo-green, [green], node2, node2", p.Pod, p.Request, p.ScheduledOn, p.GainedBy)
 	}
-	if !strings.Contains(p.Reason, "didn't have the requested network(s): green") {
+	if !strings.Contains(p.Reason, "didn't have the requested network(s)") || !strings.Contains(p.Reason, "green") {
 		t.Errorf("pending pod's FailedScheduling reason %q does not name green", p.Reason)
 	}
 	seconds("node gains green to the pod scheduled", p.ScheduledSeconds)
@@ -282,11 +325,11 @@ func checkDemoResult(t *testing.T, r demoResult) {
 	seconds("broken pod created to its event", br.EventSeconds)
 
 	l := r.Leases
-	if want := []string{"demo-broken", "demo-green", "demo-networks", "demo-node1", "demo-node2"}; !slices.Equal(l.Deleted, want) {
+	if want := []string{"demo-broken", "demo-green", "demo-native", "demo-networks", "demo-node1", "demo-node2", "demo-node3", "demo-refused"}; !slices.Equal(l.Deleted, want) {
 		t.Errorf("deleted %v, want %v", l.Deleted, want)
 	}
-	minBefore := map[string]int{"node1/primary-node1": 2, "node1/blue": 1, "node1/red": 1, "node1/broken": 0,
-		"node2/primary-node2": 1, "node2/blue": 0, "node2/green": 1}
+	minBefore := map[string]int{"node1/primary-node1": 3, "node1/blue": 2, "node1/red": 2, "node1/broken": 0,
+		"node2/primary-node2": 1, "node2/blue": 0, "node2/green": 1, "node3/primary-node3": 1}
 	sum := 0
 	for _, c := range l.Counts {
 		key := c.Node + "/" + c.Network

@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 	}
 	o := localcluster.DefaultOptions(outputDir())
 	for _, b := range []string{"etcd", "containerd", "cni/bridge", "cri-proxy",
-		"kube-apiserver", "kube-controller-manager", "kubelet", "pod-networks-scheduler", // stock
+		"kube-apiserver", "kube-controller-manager", "kubelet", "kube-scheduler", "pod-networks-scheduler", // stock
 		"patched/kube-apiserver", "patched/kube-controller-manager", "patched/kubelet", "patched/kube-scheduler",
 		"patched/pod-networks-scheduler", "patched/kubectl"} {
 		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -119,8 +118,8 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func(context
 // fields carry networks: kubelet publishes node.status.networks from the
 // runtime; a pod with spec.networks lands on the node that has them and
 // has their interfaces; an invalid spec.networks is refused by the
-// apiserver naming the entry; a node that gains a network shows it in its
-// status within 15 s, and a pod waiting for it is scheduled there.
+// apiserver naming the entry; a pod waiting for a network is bound to a node
+// that gains it, promptly (measured five times).
 func TestNativeNetworks(t *testing.T) {
 	ctx := t.Context()
 	o := options(t)
@@ -161,38 +160,58 @@ func TestNativeNetworks(t *testing.T) {
 		}
 	}
 
-	// A pod asking for green waits; node2 gains green; its status shows it
-	// within 15 s, and the status change alone requeues the pod.
-	if out, err := applyPod(t, c, "wants-green", "", "  networks:\n  - name: green\n"); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
-	waitEvent(t, cs, "wants-green", "FailedScheduling", "didn't have the requested network(s): green")
+	// A pod asking for a network no node has waits; node2 gains it; the
+	// status change alone requeues the pod and it is bound to node2. Five
+	// networks, one at a time: the time from the file appearing to the pod
+	// bound is the latency issue 10 sets (median <= 2 s, worst <= 3 s).
 	var node2 localcluster.Node
 	for _, n := range c.NodeList() {
 		if n.Name == "node2" {
 			node2 = n
 		}
 	}
-	green := strings.NewReplacer("blue", "green", "pnblue", "pngreen", "10.251.", "10.250.", "{{NODE_INDEX}}", "2", "{{NODE_DIR}}", node2.Dir).Replace(blueNet)
-	if err := os.WriteFile(filepath.Join(node2.NetworksDir(), "green.conflist"), []byte(green), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	took := waitFor(t, "node2 status.networks with green", 15*time.Second, statusNetworksAre(c, "node2", `["blue","green"]`))
-	t.Logf("node2 gained green: in its status after %v", took)
-	waitFor(t, "wants-green scheduled on node2 after node2's status changed", 10*time.Second, func(ctx context.Context) error {
-		p, err := cs.CoreV1().Pods("default").Get(ctx, "wants-green", metav1.GetOptions{})
+	var took []time.Duration
+	for i := 1; i <= 5; i++ {
+		net, pod := fmt.Sprintf("g%d", i), fmt.Sprintf("wants-g%d", i)
+		if out, err := applyPod(t, c, pod, "", "  networks:\n  - name: "+net+"\n"); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		waitEvent(t, cs, pod, "FailedScheduling", "didn't have the requested network(s)", net)
+		conf := strings.NewReplacer(`"blue"`, `"`+net+`"`, "pnblue", "pn"+net+"-", "10.251.", fmt.Sprintf("10.24%d.", i),
+			"{{NODE_INDEX}}", "2", "{{NODE_DIR}}", node2.Dir).Replace(blueNet)
+		if err := os.WriteFile(filepath.Join(node2.NetworksDir(), net+".conflist"), []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		err := poll.Until(ctx, 20*time.Millisecond, 15*time.Second, func(ctx context.Context) error {
+			p, err := cs.CoreV1().Pods("default").Get(ctx, pod, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			switch p.Spec.NodeName {
+			case "node2":
+				return nil
+			case "":
+				return fmt.Errorf("%s still Pending", pod)
+			default:
+				return poll.Fatal(fmt.Errorf("%s scheduled on %s, which lacks %s", pod, p.Spec.NodeName, net))
+			}
+		})
 		if err != nil {
-			return err
+			t.Fatalf("%s bound to node2 after node2 gained %s: %v", pod, net, err)
 		}
-		switch p.Spec.NodeName {
-		case "node2":
-			return nil
-		case "":
-			return errors.New("wants-green still Pending")
-		default:
-			return poll.Fatal(fmt.Errorf("wants-green scheduled on %s, which lacks green", p.Spec.NodeName))
-		}
-	})
+		took = append(took, time.Since(start))
+	}
+	sorted := slices.Clone(took)
+	slices.Sort(sorted)
+	median, worst := sorted[len(sorted)/2], sorted[len(sorted)-1]
+	t.Logf("node2 gains a network -> waiting pod bound: %v (median %v, worst %v)", took, median.Round(time.Millisecond), worst.Round(time.Millisecond))
+	if median > 2*time.Second || worst > 3*time.Second {
+		t.Errorf("network gained -> pod bound: median %v, worst %v; want <= 2 s and <= 3 s", median, worst)
+	}
+	if got := statusNetworks(t, c, "node2"); got != `["blue","g1","g2","g3","g4","g5"]` {
+		t.Errorf("node2 status.networks = %s", got)
+	}
 
 	c.downAndCompare(t, "native cluster up then down")
 }

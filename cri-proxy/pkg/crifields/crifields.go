@@ -16,6 +16,16 @@ const PodSandboxConfigNetworksField = 10
 // (repeated string): the networks the node has.
 const StatusResponseNetworksField = 5
 
+// StatusResponseFeaturesField is the field number of StatusResponse.features
+// (RuntimeFeatures), and RuntimeFeaturesPodNetworksField that of
+// RuntimeFeatures.pod_networks (bool) inside it: the runtime attaches
+// PodSandboxConfig.networks. kubelet declares the PodNetworks node feature
+// from it.
+const (
+	StatusResponseFeaturesField     = 4
+	RuntimeFeaturesPodNetworksField = 4
+)
+
 // Field numbers inside messages this package walks.
 const (
 	sandboxNetworkNameField      = 1 // PodSandboxNetwork.name
@@ -153,6 +163,54 @@ func AppendStatusNetworks(encoded []byte, names []string) []byte {
 		b = protowire.AppendString(b, s)
 	}
 	return b
+}
+
+// podNetworksFeature is StatusResponse{features: {pod_networks: true}}
+// encoded.
+var podNetworksFeature = protowire.AppendVarint(
+	protowire.AppendTag(
+		protowire.AppendVarint(protowire.AppendTag(nil, StatusResponseFeaturesField, protowire.BytesType), 2),
+		RuntimeFeaturesPodNetworksField, protowire.VarintType),
+	1)
+
+// AppendPodNetworksFeature appends features.pod_networks = true to encoded,
+// an encoded StatusResponse, and returns the extended slice (append
+// semantics). Protobuf decoding merges the occurrences of a message field,
+// so the runtime's own features are kept without decoding its answer.
+func AppendPodNetworksFeature(encoded []byte) []byte {
+	return append(encoded, podNetworksFeature...)
+}
+
+// PodNetworksFeature reports whether resp's features set pod_networks (an
+// unknown field of the stock RuntimeFeatures).
+func PodNetworksFeature(resp *runtimeapi.StatusResponse) (bool, error) {
+	f := resp.GetFeatures()
+	if f == nil {
+		return false, nil
+	}
+	set := false
+	b := f.ProtoReflect().GetUnknown()
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false, fmt.Errorf("RuntimeFeatures unknown fields: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		if num == RuntimeFeaturesPodNetworksField && typ == protowire.VarintType {
+			v, m := protowire.ConsumeVarint(b)
+			if m < 0 {
+				return false, fmt.Errorf("RuntimeFeatures.pod_networks: %w", protowire.ParseError(m))
+			}
+			set, b = v != 0, b[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return false, fmt.Errorf("RuntimeFeatures unknown fields: %w", protowire.ParseError(m))
+		}
+		b = b[m:]
+	}
+	return set, nil
 }
 
 // appendConfigNetworks appends the networks field found among the fields of

@@ -434,3 +434,29 @@ func BenchmarkAppendStatusNetworks(b *testing.B) {
 		AppendStatusNetworks(encoded, names)
 	}
 }
+
+// The feature bit is merged into the runtime's own features: those stay,
+// and a runtime that sends none gets a features message with the bit alone.
+func TestAppendPodNetworksFeature(t *testing.T) {
+	if StatusResponseFeaturesField != 4 || RuntimeFeaturesPodNetworksField != 4 {
+		t.Errorf("field numbers %d, %d; the proto says 4, 4", StatusResponseFeaturesField, RuntimeFeaturesPodNetworksField)
+	}
+	if got, want := AppendPodNetworksFeature(nil), []byte{0x22, 2, 0x20, 1}; !bytes.Equal(got, want) {
+		t.Errorf("encodes as %x, want %x", got, want)
+	}
+	for _, base := range []*runtimeapi.StatusResponse{testStatus(), {}} {
+		var resp runtimeapi.StatusResponse
+		if err := proto.Unmarshal(AppendPodNetworksFeature(marshal(t, base)), &resp); err != nil {
+			t.Fatal(err)
+		}
+		if set, err := PodNetworksFeature(&resp); err != nil || !set {
+			t.Errorf("PodNetworksFeature = %v, %v; want true", set, err)
+		}
+		if resp.GetFeatures().GetSupplementalGroupsPolicy() != base.GetFeatures().GetSupplementalGroupsPolicy() {
+			t.Errorf("the runtime's features changed: %v", resp.GetFeatures())
+		}
+	}
+	if set, err := PodNetworksFeature(testStatus()); err != nil || set {
+		t.Errorf("PodNetworksFeature of a runtime without the bit = %v, %v", set, err)
+	}
+}

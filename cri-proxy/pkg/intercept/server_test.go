@@ -480,9 +480,12 @@ func TestStopForwardsEvenWhenDetachFails(t *testing.T) {
 	}
 }
 
-func TestStatusAddsNetworks(t *testing.T) {
+func TestStatusAddsNetworksAndFeature(t *testing.T) {
 	f := newFixture("blue", "red")
-	upstream := &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{{Type: "RuntimeReady", Status: true}}}}
+	upstream := &runtimeapi.StatusResponse{
+		Status:   &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{{Type: "RuntimeReady", Status: true}}},
+		Features: &runtimeapi.RuntimeFeatures{UserNamespacesHostNetwork: true},
+	}
 	for _, verbose := range []bool{false, true} {
 		req, _ := proto.Marshal(&runtimeapi.StatusRequest{Verbose: verbose})
 		b, err := f.srv.status(context.Background(), req, f.next(upstream))
@@ -499,6 +502,12 @@ func TestStatusAddsNetworks(t *testing.T) {
 		}
 		if len(got.GetStatus().GetConditions()) != 1 {
 			t.Errorf("verbose=%v: containerd's conditions lost: %v", verbose, got.GetStatus())
+		}
+		if set, err := crifields.PodNetworksFeature(&got); err != nil || !set {
+			t.Errorf("verbose=%v: features.pod_networks = %v, %v; want true", verbose, set, err)
+		}
+		if !got.GetFeatures().GetUserNamespacesHostNetwork() {
+			t.Errorf("verbose=%v: containerd's features lost: %v", verbose, got.GetFeatures())
 		}
 		info, ok := got.Info[InfoKeyNetworks]
 		if verbose != ok || (verbose && info != `["blue","red"]`) {

@@ -15,7 +15,8 @@ import (
 const InfoKeyNetworks = "podNetworks"
 
 // status adds the node's available networks to containerd's answer as
-// StatusResponse field 5. kubelet calls Status every 5 s non-verbosely: the
+// StatusResponse field 5, and the pod_networks runtime feature (the proxy
+// attaches PodSandboxConfig.networks or fails the sandbox). kubelet calls Status every 5 s non-verbosely: the
 // field is appended to the encoded response, which protobuf merges, so the
 // response is only decoded for verbose calls. Availability is an in-memory
 // read: Status never waits on CNI or disk.
@@ -39,7 +40,7 @@ func (s *Server) status(ctx context.Context, req []byte, next func(context.Conte
 			}
 		}
 	}
-	return crifields.AppendStatusNetworks(resp, available), nil
+	return crifields.AppendPodNetworksFeature(crifields.AppendStatusNetworks(resp, available)), nil
 }
 
 // podSandboxStatus adds the sandbox's attachments (network, interface, IPs,

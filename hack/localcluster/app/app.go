@@ -57,6 +57,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.CRIProxy, "cri-proxy", o.CRIProxy, "run the CRI proxy in front of each node's containerd (false: kubelet talks to containerd)")
 	nodeNets := fs.String("node-networks", "", "per-node extra networks: node1=DIR,node2=DIR (CNI conflists copied into each node's networks dir); "+
 		"default: the repository's hack/demo/networks/<node>; \"none\" for none")
+	skew := fs.String("node-skew", "", "nodes set apart from the others (version skew): node2=no-cri-proxy,node3=stock-kubelet+gate-off; "+
+		"the demo's default, with the patched build and the gate on: -nodes 3 -node-skew node3=no-cri-proxy")
 	fs.DurationVar(&o.ReadyTimeout, "timeout", o.ReadyTimeout, "bring-up timeout")
 	var resultJSON *string
 	if cmd == "demo" {
@@ -70,6 +72,16 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o.BinDir, o.ImagesDir, o.StateDir = d.BinDir, d.ImagesDir, d.StateDir
 	if *stateDir != "" {
 		o.StateDir = *stateDir
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if cmd == "demo" && !set["nodes"] && !set["node-skew"] && o.Patched && o.PodNetworksGate && o.CRIProxy {
+		// A node whose runtime cannot attach networks, to show a pod refused.
+		o.Nodes, *skew = 3, "node3=no-cri-proxy"
+	}
+	var err error
+	if o.NodeSkew, err = parseNodeSkew(*skew); err != nil {
+		return err
 	}
 	switch *nodeNets {
 	case "none":
@@ -102,6 +114,36 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return fmt.Errorf("unknown command %q", cmd)
 	}
+}
+
+// parseNodeSkew parses -node-skew: node=kind[+kind...],... with the kinds
+// no-cri-proxy, stock-kubelet and gate-off.
+func parseNodeSkew(v string) (map[string]localcluster.NodeSkew, error) {
+	out := map[string]localcluster.NodeSkew{}
+	if v == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(v, ",") {
+		node, kinds, ok := strings.Cut(kv, "=")
+		if !ok || node == "" || kinds == "" {
+			return nil, fmt.Errorf("-node-skew: %q is not node=kind", kv)
+		}
+		s := out[node]
+		for _, k := range strings.Split(kinds, "+") {
+			switch k {
+			case "no-cri-proxy":
+				s.NoCRIProxy = true
+			case "stock-kubelet":
+				s.StockKubelet = true
+			case "gate-off":
+				s.GateOff = true
+			default:
+				return nil, fmt.Errorf("-node-skew: %s: unknown kind %q (no-cri-proxy, stock-kubelet, gate-off)", node, k)
+			}
+		}
+		out[node] = s
+	}
+	return out, nil
 }
 
 // demoNetworks returns the repository's demo networks

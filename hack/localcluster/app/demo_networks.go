@@ -36,6 +36,9 @@ func demoNetworksScenario(ctx context.Context, c *localcluster.Cluster, cs kuber
 	p.r.Networks = res // printed section by section below, as each is complete
 
 	for _, n := range c.NodeList() {
+		if !n.CRIProxy {
+			continue // nothing publishes its networks
+		}
 		var v string
 		err := poll.Until(ctx, pollInterval, 30*time.Second, func(ctx context.Context) error {
 			node, err := cs.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
@@ -60,7 +63,11 @@ func demoNetworksScenario(ctx context.Context, c *localcluster.Cluster, cs kuber
 	if c.Patched && c.PodNetworksGate {
 		res.Status = []DemoNodeNetworks{}
 		for _, n := range c.NodeList() {
-			var nets []string
+			nets := []string{}
+			if !n.CRIProxy {
+				res.Status = append(res.Status, DemoNodeNetworks{Node: n.Name, Networks: nets})
+				continue // containerd alone reports none
+			}
 			err := poll.Until(ctx, pollInterval, 30*time.Second, func(ctx context.Context) error {
 				out, err := c.Kubectl(ctx, "get", "node", n.Name, "-o", "jsonpath={.status.networks}")
 				if err != nil {
@@ -88,6 +95,14 @@ func demoNetworksScenario(ctx context.Context, c *localcluster.Cluster, cs kuber
 		return fmt.Errorf("%s: %w", res.Multi.Pod, err)
 	}
 	if err := p.through(sectionMulti); err != nil {
+		return err
+	}
+	if c.Patched && c.PodNetworksGate {
+		if err := demoNative(ctx, c, cs, res); err != nil {
+			return err
+		}
+	}
+	if err := p.through(sectionNative); err != nil {
 		return err
 	}
 	if err := demoPendingPod(ctx, c, cs, res); err != nil {
@@ -176,7 +191,12 @@ func demoPendingPod(ctx context.Context, c *localcluster.Cluster, cs kubernetes.
 	}
 	p.Reason = msg
 
-	last := c.NodeList()[len(c.NodeList())-1]
+	var last localcluster.Node
+	for _, n := range c.NodeList() {
+		if n.CRIProxy {
+			last = n
+		}
+	}
 	p.GainedBy = last.Name
 	green := fmt.Sprintf(`{"cniVersion": "1.1.0", "name": "green", "plugins": [
   {"type": "bridge", "bridge": "pngreen%d", "isGateway": false, "ipMasq": false,

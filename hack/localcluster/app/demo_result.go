@@ -24,8 +24,9 @@ const DemoResultFile = "demo-result.json"
 // seconds. Every field is always written: Networks is null when the networks
 // scenario did not run (it needs the CRI proxy, the network scheduler and
 // node networks), Networks.Status when kubelet does not publish
-// node.status.networks (stock binaries or the gate off), Networks.Broken
-// when no node has the network "broken".
+// node.status.networks (stock binaries or the gate off), Networks.Native
+// too, Networks.Native.Refused when every node runs a CRI proxy,
+// Networks.Broken when no node has the network "broken".
 type DemoResult struct {
 	BringUp  DemoBringUp   `json:"bringUp"`
 	Pods     DemoPods      `json:"pods"`
@@ -68,6 +69,7 @@ type DemoNetworks struct {
 	Published []DemoNodeNetworks `json:"published"` // the CRI proxies' node annotation
 	Status    []DemoNodeNetworks `json:"status"`    // node.status.networks (patched kubelet, gate on)
 	Multi     DemoMultiPod       `json:"multi"`
+	Native    *DemoNativePods    `json:"native"`
 	Pending   DemoPendingPod     `json:"pending"`
 	Broken    *DemoBrokenPod     `json:"broken"`
 }
@@ -86,6 +88,34 @@ type DemoMultiPod struct {
 	RunningSeconds float64          `json:"runningSeconds"` // created to Running
 	Inside         []DemoInterface  `json:"inside"`         // ip -4 -o addr in the pod, without lo
 	Status         []DemoAttachment `json:"status"`         // the pod's network-status annotation
+}
+
+// DemoNativePods is the native API at work: a pod asking through
+// spec.networks, placed by the scheduler, and a pod bound by nodeName to a
+// node whose runtime cannot attach networks, refused by its kubelet.
+type DemoNativePods struct {
+	Pod            string               `json:"pod"`
+	Request        []DemoNetworkRequest `json:"request"` // spec.networks
+	Node           string               `json:"node"`
+	RunningSeconds float64              `json:"runningSeconds"` // created to Running
+	Inside         []DemoInterface      `json:"inside"`         // ip -4 -o addr in the pod, without lo
+	Refused        *DemoRefusedPod      `json:"refused"`
+}
+
+// DemoNetworkRequest is an entry of spec.networks.
+type DemoNetworkRequest struct {
+	Name          string `json:"name"`
+	InterfaceName string `json:"interfaceName"` // "" lets the runtime choose
+}
+
+// DemoRefusedPod is a pod kubelet refused to run.
+type DemoRefusedPod struct {
+	Pod     string               `json:"pod"`
+	Node    string               `json:"node"` // spec.nodeName
+	Request []DemoNetworkRequest `json:"request"`
+	Phase   string               `json:"phase"`
+	Reason  string               `json:"reason"` // status.reason
+	Message string               `json:"message"`
 }
 
 // DemoInterface is an interface address seen inside a pod.
@@ -158,6 +188,7 @@ const (
 	sectionPublished
 	sectionStatus
 	sectionMulti
+	sectionNative
 	sectionPending
 	sectionBroken
 	sectionLeases
@@ -174,6 +205,7 @@ var demoSections = [numSections]func(io.Writer, *DemoResult){
 	sectionPublished: renderPublished,
 	sectionStatus:    renderStatus,
 	sectionMulti:     renderMulti,
+	sectionNative:    renderNative,
 	sectionPending:   renderPending,
 	sectionBroken:    renderBroken,
 	sectionLeases:    renderLeases,
@@ -267,6 +299,37 @@ func renderMulti(w io.Writer, r *DemoResult) {
 	}
 }
 
+func renderNative(w io.Writer, r *DemoResult) {
+	if r.Networks == nil || r.Networks.Native == nil {
+		return
+	}
+	n := r.Networks.Native
+	fmt.Fprintf(w, "\n== Pod %s asks through spec.networks: %s; the scheduler reads status.networks\n", n.Pod, specNetworks(n.Request))
+	fmt.Fprintf(w, "scheduled on %s (the node with both networks)\n", n.Node)
+	fmt.Fprintln(w, "inside the pod (ip -4 -o addr):")
+	for _, i := range n.Inside {
+		fmt.Fprintf(w, "  %-5s %s\n", i.Interface, i.Address)
+	}
+	if f := n.Refused; f != nil {
+		fmt.Fprintf(w, "\n== Pod %s asks for %s and is bound by nodeName to %s, whose runtime cannot attach networks (no CRI proxy)\n",
+			f.Pod, specNetworks(f.Request), f.Node)
+		fmt.Fprintf(w, "refused by %s's kubelet: %s, %s: %s\n", f.Node, f.Phase, f.Reason, f.Message)
+	}
+}
+
+// specNetworks renders spec.networks as YAML flow, as a user writes it.
+func specNetworks(request []DemoNetworkRequest) string {
+	var parts []string
+	for _, r := range request {
+		if r.InterfaceName == "" {
+			parts = append(parts, fmt.Sprintf("{name: %s}", r.Name))
+		} else {
+			parts = append(parts, fmt.Sprintf("{name: %s, interfaceName: %s}", r.Name, r.InterfaceName))
+		}
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
 func renderPending(w io.Writer, r *DemoResult) {
 	if r.Networks == nil {
 		return
@@ -316,6 +379,9 @@ func renderSummary(w io.Writer, r *DemoResult) {
 	fmt.Fprintf(w, "  pods created to all Running with addresses checked: %.1fs\n", r.Pods.RunningSeconds)
 	if n := r.Networks; n != nil {
 		fmt.Fprintf(w, "  pod with %d extra networks created to Running: %.1fs\n", len(n.Multi.Request), n.Multi.RunningSeconds)
+		if n.Native != nil {
+			fmt.Fprintf(w, "  pod with %d entries in spec.networks created to Running: %.1fs\n", len(n.Native.Request), n.Native.RunningSeconds)
+		}
 		fmt.Fprintf(w, "  node gains a network to the waiting pod scheduled: %.2fs\n", n.Pending.ScheduledSeconds)
 		if n.Broken != nil {
 			fmt.Fprintf(w, "  pod with a failing network created to its FailedCreatePodSandBox event: %.1fs\n", n.Broken.EventSeconds)

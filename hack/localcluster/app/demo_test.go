@@ -15,29 +15,33 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-// fixedResult is a demo result as the default two-node demo finds it.
+// fixedResult is a demo result as the default demo finds it: three nodes,
+// the third without a CRI proxy.
 func fixedResult() *DemoResult {
 	return &DemoResult{
 		BringUp: DemoBringUp{
-			Nodes: 2, ReadySeconds: 14.38, TargetSeconds: 20,
+			Nodes: 3, ReadySeconds: 14.38, TargetSeconds: 20,
 			Steps: []DemoStep{
 				{"certificates written", 0.41}, {"etcd healthy", 1.02}, {"kube-apiserver ready", 4.87},
 				{"kube-controller-manager healthy", 6.1}, {"kube-scheduler healthy", 6.15},
 				{"node1 containerd ready, images imported", 8.9}, {"node2 containerd ready, images imported", 9.02},
+				{"node3 containerd ready, images imported", 9.05},
 				{"node1 cri-proxy healthy", 9.3}, {"node2 cri-proxy healthy", 9.31},
-				{"node1 kubelet healthy", 11.7}, {"node2 kubelet healthy", 11.74}, {"all nodes Ready", 14.38},
+				{"node1 kubelet healthy", 11.7}, {"node2 kubelet healthy", 11.74}, {"node3 kubelet healthy", 11.8},
+				{"all nodes Ready", 14.38},
 			},
 		},
 		Pods: DemoPods{
 			Pods: []DemoPod{
 				{Name: "demo-node1", Node: "node1", Subnet: "10.244.1.0/24", StatusIP: "10.244.1.2", Eth0IP: "10.244.1.2"},
 				{Name: "demo-node2", Node: "node2", Subnet: "10.244.2.0/24", StatusIP: "10.244.2.2", Eth0IP: "10.244.2.2"},
+				{Name: "demo-node3", Node: "node3", Subnet: "10.244.3.0/24", StatusIP: "10.244.3.2", Eth0IP: "10.244.3.2"},
 			},
 			RunningSeconds: 3.24,
 		},
 		Networks: &DemoNetworks{
 			Published: []DemoNodeNetworks{{"node1", []string{"blue", "broken", "red"}}, {"node2", []string{"blue"}}},
-			Status:    []DemoNodeNetworks{{"node1", []string{"blue", "broken", "red"}}, {"node2", []string{"blue"}}},
+			Status:    []DemoNodeNetworks{{"node1", []string{"blue", "broken", "red"}}, {"node2", []string{"blue"}}, {"node3", []string{}}},
 			Multi: DemoMultiPod{
 				Pod: "demo-networks", Request: []string{"blue", "red"}, Node: "node1", RunningSeconds: 2.61,
 				Inside: []DemoInterface{{"eth0", "10.244.1.3/24"}, {"net1", "10.251.1.2/24"}, {"net2", "10.252.1.2/24"}},
@@ -47,9 +51,17 @@ func fixedResult() *DemoResult {
 					{Interface: "net2", Network: "red", IPs: []string{"10.252.1.2"}},
 				},
 			},
+			Native: &DemoNativePods{
+				Pod: "demo-native", Request: []DemoNetworkRequest{{Name: "blue"}, {Name: "red", InterfaceName: "data0"}}, Node: "node1",
+				RunningSeconds: 2.2, Inside: []DemoInterface{{"eth0", "10.244.1.4/24"}, {"net1", "10.251.1.3/24"}, {"data0", "10.252.1.3/24"}},
+				Refused: &DemoRefusedPod{
+					Pod: "demo-refused", Node: "node3", Request: []DemoNetworkRequest{{Name: "blue"}}, Phase: "Failed", Reason: "PodFeatureUnsupported",
+					Message: "Pod was rejected: Pod requires node features that are not available: PodNetworks",
+				},
+			},
 			Pending: DemoPendingPod{
 				Pod: "demo-green", Request: []string{"green"},
-				Reason:   "0/2 nodes are available: 2 node(s) didn't have the requested network(s): green. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.",
+				Reason:   "0/3 nodes are available: 3 node(s) didn't have the requested network(s) in annotation networking.x-k8s.io/networks: green. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.",
 				GainedBy: "node2", ScheduledOn: "node2", ScheduledSeconds: 0.734,
 			},
 			Broken: &DemoBrokenPod{
@@ -58,12 +70,12 @@ func fixedResult() *DemoResult {
 			},
 		},
 		Leases: DemoLeases{
-			Deleted: []string{"demo-broken", "demo-green", "demo-networks", "demo-node1", "demo-node2"},
+			Deleted: []string{"demo-broken", "demo-green", "demo-native", "demo-networks", "demo-node1", "demo-node2", "demo-node3", "demo-refused"},
 			Counts: []DemoLeaseCount{
-				{"node1", "blue", 1, 0}, {"node1", "broken", 0, 0}, {"node1", "primary-node1", 2, 0}, {"node1", "red", 1, 0},
-				{"node2", "blue", 0, 0}, {"node2", "green", 1, 0}, {"node2", "primary-node2", 2, 0},
+				{"node1", "blue", 2, 0}, {"node1", "broken", 0, 0}, {"node1", "primary-node1", 3, 0}, {"node1", "red", 2, 0},
+				{"node2", "blue", 0, 0}, {"node2", "green", 1, 0}, {"node2", "primary-node2", 2, 0}, {"node3", "primary-node3", 1, 0},
 			},
-			Before: 7, ReleasedSeconds: 1.46,
+			Before: 11, ReleasedSeconds: 1.46,
 		},
 		Next: DemoNext{
 			Kubeconfig: "/src/_output/cluster/kubeconfig", Kubectl: "/src/_output/bin/patched/kubectl",
