@@ -43,7 +43,7 @@ func (l layout) writeConfigs() error {
 }
 
 func (l layout) writeNodeConfigs(n Node, pauseImage string) error {
-	for _, d := range []string{n.Dir, n.RunDir, n.CNIConfDir(), n.NetworksDir(), n.KubeletDir(),
+	for _, d := range []string{n.Dir, n.RunDir, n.CNIConfDir(), n.NetworksDir(), n.ManifestsDir(), n.KubeletDir(),
 		filepath.Join(n.Dir, "pod-logs"), filepath.Join(n.Dir, "volume-plugins")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
@@ -156,6 +156,7 @@ func (l layout) kubeletConfiguration(n Node) *kubeletv1beta1.KubeletConfiguratio
 		// Per node: the shared default is garbage-collected by the other
 		// kubelet.
 		PodLogsDir:      filepath.Join(n.Dir, "pod-logs"),
+		StaticPodPath:   n.ManifestsDir(),
 		VolumePluginDir: filepath.Join(n.Dir, "volume-plugins"),
 		// The cluster leaves the host's iptables alone.
 		MakeIPTablesUtilChains: ptr.To(false),

@@ -46,6 +46,9 @@ func (n Node) ProxySocket() string { return filepath.Join(n.RunDir, "cri-proxy.s
 // primary network).
 func (n Node) NetworksDir() string { return filepath.Join(n.Dir, "networks") }
 
+// ManifestsDir is the node's static pod directory (kubelet staticPodPath).
+func (n Node) ManifestsDir() string { return filepath.Join(n.Dir, "manifests") }
+
 // CNIConfDir is containerd's CNI conf dir for the node's primary network.
 func (n Node) CNIConfDir() string { return filepath.Join(n.Dir, "cni", "net.d") }
 

@@ -122,6 +122,43 @@ func TestVersionSkewNodes(t *testing.T) {
 		t.Errorf("bound-stock has net1 %s on a stock kubelet: the hole the table documents is not what happens:\n%s", a, inside)
 	}
 
+	// Static pods take the same path: kubelet admits the pod on the node
+	// with the capability and refuses it on the one without.
+	image, err := c.ToolboxImage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.NodeList()[:2] {
+		manifest := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: static-blue
+  namespace: default
+spec:
+  terminationGracePeriodSeconds: 0
+  networks:
+  - name: blue
+  containers:
+  - name: toolbox
+    image: %s
+    imagePullPolicy: Never
+    command: ["/bin/sh", "-c", "trap 'exit 0' TERM; sleep 86400 & wait"]
+`, image)
+		if err := os.WriteFile(filepath.Join(n.ManifestsDir(), "static-blue.yaml"), []byte(manifest), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, inside = c.runningOn(t, cs, "static-blue-node1", "node1")
+	if a := interfaceAddr(inside, "net1"); !strings.HasPrefix(a, "10.251.1.") {
+		t.Errorf("static-blue-node1: net1 has %q, want 10.251.1.*:\n%s", a, inside)
+	}
+	waitEvent(t, cs, "static-blue-node2", "PodFeatureUnsupported", "PodNetworks")
+	for _, n := range c.NodeList()[:2] {
+		if err := os.Remove(filepath.Join(n.ManifestsDir(), "static-blue.yaml")); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// Annotation pods keep the annotation path on every node with a proxy;
 	// documented hole: bound to a node without one, it runs without them.
 	if out, err := applyPod(t, c, "ann-noproxy", "blue", "  nodeName: node2\n"); err != nil {
