@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Measures the NodeNetworks plugin's cost to scheduling throughput on the
-# local cluster's real apiserver: builds scheduler-plugin/bench/cmd/schedbench
-# and runs it, passing its arguments on (-strict: exit non-zero when the
-# target is missed). Brings up and tears down its own local cluster.
+# Measures what placing pods by network costs the scheduler: builds
+# scheduler-plugin/bench/cmd/schedbench and runs it, passing its arguments on
+# (-rounds N, -strict: exit non-zero when the target is missed, ...). It starts
+# its own etcd and kube-apiserver on free loopback ports (no root, no local
+# cluster) and runs the binaries of make build: _output/bin/etcd,
+# _output/bin/patched/kube-apiserver and kube-scheduler (the in-tree
+# NodeNetworks plugin, PodNetworks=true), and _output/bin/kube-scheduler (stock).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[[ $(id -u) -eq 0 ]] || die "the benchmark runs a local cluster, which needs root"
 cd "${REPO_ROOT}"
+for b in etcd patched/kube-apiserver patched/kube-scheduler kube-scheduler; do
+  [[ -x "${BIN_DIR}/${b}" ]] || die "${BIN_DIR}/${b} is missing: run make build"
+done
 log "building schedbench"
 go build -o "${BIN_DIR}/schedbench" ./scheduler-plugin/bench/cmd/schedbench
 "${BIN_DIR}/schedbench" -output-dir "${OUTPUT_DIR}" "$@"

@@ -25,18 +25,21 @@ export GOWORK=off GOFLAGS="${GOFLAGS} -mod=mod"
 
 prepare_tree() {
   # Not the staging-api-fixtures stamp: no test of this tree reads them.
-  local key; key="${KUBE_VERSION} $(cat "${REPO_ROOT}"/kubelet-patch/*.patch "${STAMP_DIR}"/staging-{api,cri-api} "$0" | sha256sum | cut -c1-16)"
+  local key; key="${KUBE_VERSION} $(cat "${REPO_ROOT}"/kubelet-patch/*.patch "${REPO_ROOT}"/pkg/netrequest/testdata/rules.json "${STAMP_DIR}"/staging-{api,cri-api,component-helpers} "$0" | sha256sum | cut -c1-16)"
+  key+=" plugin:$(scheduler_plugin_sum)"  # add_scheduler_plugin copies it into the tree at build
   if fresh kube-patched-tree "${key}" && [[ -d "${tree}" ]]; then return; fi
   log "patching kubernetes ${KUBE_VERSION} in ${tree}"
   rm -f "${STAMP_DIR}/kube-patched-tree"
   rm -rf "${tree}"; cp -a "${stock}" "${tree}"
-  local m; for m in api cri-api; do
+  local m; for m in api cri-api component-helpers; do
     rm -rf "${tree}/staging/src/k8s.io/${m}"
     cp -a "${SRC_DIR}/staging/${m}" "${tree}/staging/src/k8s.io/${m}"
   done
   local p; for p in "${REPO_ROOT}"/kubelet-patch/*.patch; do
     patch -d "${tree}" -p1 --forward --batch --quiet < "${p}" || die "patch $(basename "${p}") does not apply to kubernetes ${KUBE_VERSION}"
   done
+  # The rules spec.networks shares with pkg/netrequest, for networks_rules_test.go.
+  install -D -m 0644 "${REPO_ROOT}/pkg/netrequest/testdata/rules.json" "${tree}/pkg/apis/core/validation/testdata/podnetworks-rules.json"
   generate
   stamp kube-patched-tree "${key}"
 }
@@ -44,7 +47,9 @@ prepare_tree() {
 generate() {
   local tools=${tree}/_tools; mkdir -p "${tools}"
   [[ -x "${gen}/deepcopy-gen" ]] || die "${gen}/deepcopy-gen is missing: run hack/build-staging.sh"
-  progress "building applyconfiguration-gen" env -C "${gen}" go build -o "${tools}/applyconfiguration-gen" ./cmd/applyconfiguration-gen
+  local g; for g in applyconfiguration-gen conversion-gen validation-gen; do
+    progress "building ${g}" env -C "${gen}" go build -o "${tools}/${g}" "./cmd/${g}"
+  done
   # The tools built in the tree use the binaries' flags, so that the packages
   # they share (all of k8s.io/api, for models-schema) compile once.
   progress "building openapi-gen" env -C "${tree}" CGO_ENABLED=0 go build -trimpath -o "${tools}/openapi-gen" k8s.io/kube-openapi/cmd/openapi-gen
@@ -54,6 +59,24 @@ generate() {
 
   log "deepcopy-gen pkg/apis/core"
   "${gen}/deepcopy-gen" --go-header-file "${header}" --output-file zz_generated.deepcopy.go ./pkg/apis/core
+
+  # conversion-gen and validation-gen as hack/update-codegen.sh runs them,
+  # for the package whose types the patches change: run over the stock tree,
+  # both reproduce upstream's files exactly. validation-gen also regenerates
+  # meta/v1's validations (which core/v1's call; unchanged) and the coverage
+  # fixtures of test/declarative_validation/core/<kind>.
+  log "conversion-gen pkg/apis/core/v1"
+  "${tools}/conversion-gen" --go-header-file "${header}" --output-file zz_generated.conversion.go \
+    --lint-rules=known-tags-only,require-explicit-disablement \
+    --extra-peer-dirs k8s.io/kubernetes/pkg/apis/core,k8s.io/kubernetes/pkg/apis/core/v1,k8s.io/api/core/v1 ./pkg/apis/core/v1
+  log "validation-gen pkg/apis/core/v1"
+  "${tools}/validation-gen" --go-header-file "${header}" --output-file zz_generated.validations.go \
+    --test-output-root test/declarative_validation --test-output-file-prefix zz_generated.validations. \
+    --test-allowlist test/declarative_validation/coverage-allowlist.yaml \
+    --lint-rules=known-tags-only,require-explicit-disablement \
+    $(printf -- ' --readonly-pkg %s' k8s.io/apimachinery/pkg/api/resource k8s.io/apimachinery/pkg/runtime \
+      k8s.io/apimachinery/pkg/types k8s.io/apimachinery/pkg/util/intstr time) \
+    k8s.io/apimachinery/pkg/apis/meta/v1/validation ./pkg/apis/core/v1
 
   log "openapi-gen pkg/generated/openapi"
   local pkgs=() d  # the packages tagged +k8s:openapi, as hack/update-codegen.sh finds them
@@ -78,21 +101,48 @@ generate() {
   rm -rf "${tools}"
 }
 
-# add_scheduler_plugin copies the scheduler plugin and the request parser
-# into the tree as k8s.io/kubernetes/podnetworks/..., so that they compile
-# against the patched API rather than the stock modules of this repo.
+# add_scheduler_plugin copies the NodeNetworks plugin, scheduler-plugin/pkg/nodenetworks (its
+# one source), into the tree as the in-tree plugin pkg/scheduler/framework/plugins/nodenetworks
+# (registered, and in the default profile with the PodNetworks gate on, by
+# kubelet-patch/0005-scheduler-in-tree.patch), and pkg/netrequest as k8s.io/kubernetes/podnetworks/netrequest,
+# rewriting their imports. In the tree, kube-scheduler compiles the plugin as the repository's build
+# tag podnetworks_intree selects its files (source_intree.go: the native fields only, no args) and
+# pod-networks-scheduler is the same command built with -tags podnetworks_native (source_native.go:
+# the annotations too, and args), so each binary registers NodeNetworks once. Every file that either
+# build selects is copied, tests included, with its constraint in the tree: none when both select it,
+# podnetworks_native or !podnetworks_native when one does. Stock-only files (source.go) are not.
 add_scheduler_plugin() {
-  local dst=${tree}/podnetworks
-  rm -rf "${dst}"; mkdir -p "${dst}/netrequest" "${dst}/nodenetworks" "${dst}/cmd/pod-networks-scheduler"
-  local f
-  for f in "${REPO_ROOT}"/pkg/netrequest/*.go "${REPO_ROOT}"/scheduler-plugin/pkg/nodenetworks/*.go "${REPO_ROOT}"/scheduler-plugin/cmd/kube-scheduler/main.go; do
-    [[ "${f}" == *_test.go ]] && continue
-    local to=${dst}/cmd/pod-networks-scheduler
-    case "${f}" in */netrequest/*) to=${dst}/netrequest ;; */nodenetworks/*) to=${dst}/nodenetworks ;; esac
-    sed -e 's#sigs.k8s.io/pod-networks/pkg/netrequest#k8s.io/kubernetes/podnetworks/netrequest#' \
-        -e 's#sigs.k8s.io/pod-networks/scheduler-plugin/pkg/nodenetworks#k8s.io/kubernetes/podnetworks/nodenetworks#' \
-        "${f}" > "${to}/$(basename "${f}")"
+  local src=${REPO_ROOT}/scheduler-plugin/pkg/nodenetworks dst=${tree}/pkg/scheduler/framework/plugins/nodenetworks
+  local nr=${tree}/podnetworks/netrequest
+  rm -rf "${tree}/podnetworks" "${dst}"; mkdir -p "${nr}" "${dst}"
+  local f t
+  for f in "${REPO_ROOT}"/pkg/netrequest/*.go; do [[ "${f}" == *_test.go ]] || cp "${f}" "${nr}/"; done
+  local -A builds=()
+  for t in podnetworks_intree podnetworks_native; do
+    for f in $(env -C "${src}" GOFLAGS=-mod=readonly go list -e -tags "${t}" -f '{{join .GoFiles " "}} {{join .TestGoFiles " "}}' .); do
+      builds[${f}]+=" ${t}"
+    done
   done
+  [[ ${#builds[@]} -gt 0 ]] || die "no files of ${src} for the patched tree"
+  for f in "${!builds[@]}"; do
+    local c
+    case "${builds[${f}]}" in
+      " podnetworks_intree podnetworks_native") c="" ;;
+      " podnetworks_native") c="//go:build podnetworks_native" ;;
+      " podnetworks_intree") c="//go:build !podnetworks_native" ;;
+      *) die "${f}: unexpected builds${builds[${f}]}" ;;
+    esac
+    { [[ -z "${c}" ]] || printf '%s\n\n' "${c}"
+      sed -e '/^\/\/go:build /{N;d;}' \
+          -e 's#sigs.k8s.io/pod-networks/pkg/netrequest#k8s.io/kubernetes/podnetworks/netrequest#' \
+          -e 's#sigs.k8s.io/pod-networks/scheduler-plugin/pkg/nodenetworks#k8s.io/kubernetes/pkg/scheduler/framework/plugins/nodenetworks#' \
+          "${src}/${f}"; } > "${dst}/${f}"
+  done
+}
+
+# scheduler_plugin_sum hashes what add_scheduler_plugin copies, for the tree's stamp.
+scheduler_plugin_sum() {
+  cat "${REPO_ROOT}"/pkg/netrequest/*.go "${REPO_ROOT}"/scheduler-plugin/pkg/nodenetworks/*.go | sha256sum | cut -c1-16
 }
 
 build() {
@@ -102,15 +152,11 @@ build() {
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean"
   done
+  # The tree's stamp covers the plugin's sources (scheduler_plugin_sum).
   local key; key="$(cat "${STAMP_DIR}/kube-patched-tree") ${ldflags}"
-  local sched_key; sched_key="${key} $(cat "${tree}"/podnetworks/*/*.go "${tree}"/podnetworks/cmd/*/*.go | sha256sum | cut -c1-16)"
   local stale=() c
   for c in "${KUBE_CMDS[@]}"; do
-    if [[ "${c}" == pod-networks-scheduler ]]; then
-      fresh "kube-patched-bin-${c}" "${sched_key}" "${out}/${c}" || stale+=("${c}")
-    else
-      fresh "kube-patched-bin-${c}" "${key}" "${out}/${c}" || stale+=("${c}")
-    fi
+    fresh "kube-patched-bin-${c}" "${key}" "${out}/${c}" || stale+=("${c}")
   done
   [[ ${#stale[@]} -gt 0 ]] || return 0
   log "building patched ${stale[*]} (cold: 10-15 min on 2 cores)"
@@ -120,13 +166,12 @@ build() {
   if [[ ${#pkgs[@]} -gt 0 ]]; then
     progress "building patched ${pkgs[*]}" env -C "${tree}" CGO_ENABLED=0 go build -trimpath -ldflags "${ldflags}" -o "${out}/" "${pkgs[@]}"
   fi
+  # pod-networks-scheduler: kube-scheduler with the plugin's native build (see add_scheduler_plugin).
   if [[ " ${stale[*]} " == *" pod-networks-scheduler "* ]]; then
     progress "building patched pod-networks-scheduler" env -C "${tree}" CGO_ENABLED=0 go build -trimpath -tags podnetworks_native \
-      -ldflags "${ldflags}" -o "${out}/pod-networks-scheduler" ./podnetworks/cmd/pod-networks-scheduler
+      -ldflags "${ldflags}" -o "${out}/pod-networks-scheduler" ./cmd/kube-scheduler
   fi
-  for c in "${stale[@]}"; do
-    if [[ "${c}" == pod-networks-scheduler ]]; then stamp "kube-patched-bin-${c}" "${sched_key}"; else stamp "kube-patched-bin-${c}" "${key}"; fi
-  done
+  for c in "${stale[@]}"; do stamp "kube-patched-bin-${c}" "${key}"; done
 }
 
 prepare_tree

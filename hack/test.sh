@@ -23,6 +23,9 @@ if [[ "${what}" == all || "${what}" == staging ]]; then
     [[ -d "${SRC_DIR}/staging/${m}" ]] || die "${SRC_DIR}/staging/${m} is missing: run make build"
     (cd "${SRC_DIR}/staging/${m}" && GOWORK=off GOFLAGS=-mod=mod go test -count=1 ${pkgs[${m}]})  # word-split on purpose
   done
+  # The same generators, run over the stock k8s.io/api, must give it back
+  # byte for byte: the patched module's generated code is upstream's.
+  "${REPO_ROOT}/hack/build-staging.sh" check-generators
 fi
 if [[ "${what}" == all || "${what}" == kube-patched ]]; then
   log "tests of the patched Kubernetes: every package kubelet-patch/ touches, upstream's and ours"
@@ -32,7 +35,14 @@ if [[ "${what}" == all || "${what}" == kube-patched ]]; then
     ./pkg/features/ ./pkg/apis/core/... ./pkg/api/pod/... ./pkg/api/testing/ ./pkg/registry/core/node/ \
     ./pkg/kubelet/ ./pkg/kubelet/container/ ./pkg/kubelet/kuberuntime/ ./pkg/kubelet/nodestatus/ \
     ./pkg/scheduler/framework/ ./pkg/scheduler/backend/queue/ k8s.io/kube-scheduler/... ./pkg/generated/openapi/... \
-    k8s.io/client-go/applyconfigurations/...)
+    k8s.io/client-go/applyconfigurations/... \
+    ./pkg/scheduler/apis/config/... ./pkg/scheduler/framework/plugins/ ./pkg/scheduler/framework/plugins/nodenetworks/ \
+    ./cmd/kube-scheduler/app/... ./pkg/kubelet/lifecycle/ ./test/declarative_validation/core/... \
+    k8s.io/component-helpers/nodedeclaredfeatures/...)
+  # The NodeNetworks plugin's native build (pod-networks-scheduler: -tags podnetworks_native), with
+  # its own tests, copied from scheduler-plugin/ by hack/build-kube-patched.sh.
+  (cd "${SRC_DIR}/kubernetes-patched" && GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0 go test -trimpath -count=1 -tags podnetworks_native \
+    ./pkg/scheduler/framework/plugins/ ./pkg/scheduler/framework/plugins/nodenetworks/ ./cmd/kube-scheduler/app/)
 fi
 if [[ "${what}" == all || "${what}" == integration ]]; then
   [[ $(id -u) -eq 0 ]] || die "integration tests need root"

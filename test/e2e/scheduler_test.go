@@ -93,7 +93,7 @@ func TestSchedulerPlacesPodsByNetwork(t *testing.T) {
 
 	// y is nowhere: Pending, with the reason.
 	// (Earlier attempts may have met the nodes' start-up taints.)
-	waitEvent(t, cs, "want-y", "FailedScheduling", "0/2 nodes are available: node(s) didn't have the requested network(s): y")
+	waitEvent(t, cs, "want-y", "FailedScheduling", "0/2 nodes are available: node(s) didn't have the requested network(s)", ": y")
 	if pod, err := cs.CoreV1().Pods("default").Get(ctx, "want-y", metav1.GetOptions{}); err != nil || pod.Spec.NodeName != "" {
 		t.Fatalf("want-y: %v, node %q; want Pending", err, pod.Spec.NodeName)
 	}

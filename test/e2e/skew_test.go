@@ -52,6 +52,9 @@ func TestVersionSkewNodes(t *testing.T) {
 	o := options(t)
 	o.Nodes = 4
 	o.Patched, o.PodNetworksGate, o.CRIProxy, o.ProxyNodeAnnotation = true, true, true, true
+	// The patched kube-scheduler: NodeNetworks in-tree, in the default
+	// profile with the gate on (annotation pods here are bound by nodeName).
+	o.NetworkScheduler = false
 	o.NodeSkew = skewNodes
 	o.NodeNetworks = blueEverywhere(t, o.Nodes)
 	c := upCluster(t, o)
@@ -77,7 +80,8 @@ func TestVersionSkewNodes(t *testing.T) {
 	}
 	waitFor(t, "node4's kubelet (gate off) clears a stale status.networks", 30*time.Second, statusNetworksAre(c, "node4", ""))
 
-	// Scheduled: only node1 can run a pod with spec.networks.
+	// Scheduled by the default scheduler: only node1 can run a pod with
+	// spec.networks.
 	for i := range 3 {
 		name := fmt.Sprintf("sched-%d", i)
 		if out, err := applyPod(t, c, name, "", "  networks:\n  - name: blue\n"); err != nil {

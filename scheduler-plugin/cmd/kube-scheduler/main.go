@@ -1,6 +1,10 @@
 // Command kube-scheduler is the upstream kube-scheduler with the
-// NodeNetworks plugin compiled in. Enable it in a profile with the
-// configuration in scheduler-plugin/config.
+// NodeNetworks plugin compiled in (its stock build, annotations only): this
+// repository's pod-networks-scheduler, for stock clusters. Enable it in a
+// profile with the configuration in scheduler-plugin/config. (In the patched
+// Kubernetes the plugin is in-tree, and pod-networks-scheduler is
+// cmd/kube-scheduler built with -tags podnetworks_native: see
+// hack/build-kube-patched.sh.)
 package main
 
 import (

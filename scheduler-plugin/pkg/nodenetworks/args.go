@@ -1,3 +1,5 @@
+//go:build !podnetworks_intree
+
 package nodenetworks
 
 import (

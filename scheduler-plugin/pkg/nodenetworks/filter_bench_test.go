@@ -12,7 +12,7 @@ import (
 // BenchmarkFilter runs Filter across 5000 nodes, 20% of which have network
 // x, for a pod requesting x: one op is one node.
 func BenchmarkFilter(b *testing.B) {
-	p := newTestPlugin(b, "")
+	p := newTestPlugin(b)
 	const nodes = 5000
 	infos := make([]fwk.NodeInfo, nodes)
 	fit := make([]fwk.NodeInfo, 0, nodes/5)
@@ -52,7 +52,7 @@ func BenchmarkFilter(b *testing.B) {
 
 // TestFilterAllocatesNothingOnAFit guards the benchmark's claim in make test.
 func TestFilterAllocatesNothingOnAFit(t *testing.T) {
-	p := newTestPlugin(t, "")
+	p := newTestPlugin(t)
 	n := nodeWith("n1", "a,x")
 	p.sawNode(n)
 	ni := nodeInfo(n)

@@ -6,11 +6,12 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 )
 
-// fitCache remembers, per set of required networks, the nodes that have
-// them, so that PreFilter does not scan every node for every pod. Pods of a
-// workload ask for the same networks, and nodes change their networks
-// rarely: any change of a node's networks, or a node added or deleted,
-// empties the cache.
+// fitCache remembers, per kind of request and set of required networks, the
+// nodes that have them, so that PreFilter does not scan every node for
+// every pod. Pods of a workload ask for the same networks, and nodes change
+// their networks rarely: any change of a node's networks in any source
+// (status.networks or the annotation: which one a pod reads depends on the
+// pod and the node), or a node added or deleted, empties the cache.
 //
 // The cache follows the scheduler's node informer, which may lag the
 // scheduler's snapshot by a moment. PreFilter therefore uses an entry only
@@ -19,22 +20,23 @@ import (
 // deciding, so a pod requeued by a node gaining a network sees that node.
 type fitCache struct {
 	mu      sync.Mutex
-	values  map[string]string           // node name → its networks value
-	entries map[string]sets.Set[string] // required networks (joined) → nodes with them
+	values  map[string]nodeValues       // node name → its networks in every source
+	entries map[string]sets.Set[string] // fitKey (kind of request, required networks) → nodes with them
 }
 
 // maxFitEntries bounds the cache; past it, it starts over.
 const maxFitEntries = 1024
 
 func newFitCache() *fitCache {
-	return &fitCache{values: map[string]string{}, entries: map[string]sets.Set[string]{}}
+	return &fitCache{values: map[string]nodeValues{}, entries: map[string]sets.Set[string]{}}
 }
 
-// setNode records a node's networks value; a change empties the cache.
-func (c *fitCache) setNode(name, value string) {
+// setNode records a node's networks; a change in any source empties the
+// cache.
+func (c *fitCache) setNode(name string, value nodeValues) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.values[name]; ok && old == value {
+	if old, ok := c.values[name]; ok && old.equal(value) {
 		return
 	}
 	c.values[name] = value

@@ -2,14 +2,13 @@ package nodenetworks
 
 import (
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
-
-	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
-// maxCachedValues bounds the cache of parsed node values. Past it the cache
-// starts over; values still in use are parsed again once.
+// maxCachedValues bounds each cache of node networks. Past it the cache
+// starts over; values still in use are interned again once.
 const maxCachedValues = 4096
 
 // bitset is a set of interned network names.
@@ -29,6 +28,11 @@ func (s bitset) has(want bitset) bool {
 	return true
 }
 
+// hasBit reports whether s holds bit.
+func (s bitset) hasBit(bit int) bool {
+	return bit/64 < len(s) && s[bit/64]&(1<<(bit%64)) != 0
+}
+
 func (s bitset) with(bit int) bitset {
 	for len(s) <= bit/64 {
 		s = append(s, 0)
@@ -37,36 +41,50 @@ func (s bitset) with(bit int) bitset {
 	return s
 }
 
-// nodeSets turns the value of a node's networks (the annotation text) into
-// a bitset, once per distinct value. Nodes with the same networks share a
-// value, so a cluster of thousands of nodes has a handful of entries.
-// lookup is lock-free and allocation-free: Filter calls it per node.
-//
-// Only names some node value listed are interned, so pods asking for
-// arbitrary names cannot grow the tables.
-type nodeSets struct {
-	mu     sync.Mutex                        // serializes writers
-	names  atomic.Pointer[map[string]int]    // network name → bit; copy-on-write under mu
-	values atomic.Pointer[map[string]bitset] // node value → its networks; copy-on-write under mu
+// listEntry is a node name list already seen and its networks.
+type listEntry struct {
+	names []string
+	bits  bitset
 }
 
-func newNodeSets() *nodeSets {
-	s := &nodeSets{}
+// nodeSets turns a node's networks into a bitset, once per distinct value:
+// a list of names (status.networks) or an annotation value, which parse
+// turns into names. Nodes with the same networks share a value, so a
+// cluster of thousands of nodes has a handful of entries. The lookups are
+// lock-free and allocation-free: Filter calls them per node.
+//
+// Only names some node lists are interned, so pods asking for arbitrary
+// names cannot grow the tables.
+type nodeSets struct {
+	parse  func(string) ([]string, error)         // annotation value → names; nil without annotations
+	mu     sync.Mutex                             // serializes writers
+	names  atomic.Pointer[map[string]int]         // network name → bit; copy-on-write under mu
+	values atomic.Pointer[map[string]bitset]      // annotation value → its networks; copy-on-write under mu
+	lists  atomic.Pointer[map[uint64][]listEntry] // hash of a name list → lists with that hash; copy-on-write under mu
+}
+
+func newNodeSets(parse func(string) ([]string, error)) *nodeSets {
+	s := &nodeSets{parse: parse}
 	s.names.Store(&map[string]int{})
 	s.values.Store(&map[string]bitset{})
+	s.lists.Store(&map[uint64][]listEntry{})
 	return s
 }
 
-// lookup returns the networks of a node value already seen.
-func (s *nodeSets) lookup(value string) (bitset, bool) {
+// interned returns how many names are interned: a change tells a reader
+// that names unknown to it may be known now.
+func (s *nodeSets) interned() int { return len(*s.names.Load()) }
+
+// lookupValue returns the networks of an annotation value already seen.
+func (s *nodeSets) lookupValue(value string) (bitset, bool) {
 	b, ok := (*s.values.Load())[value]
 	return b, ok
 }
 
-// get returns the networks of a node value, parsing it if it was not seen
-// before. A value that does not parse is a node without networks.
-func (s *nodeSets) get(value string) bitset {
-	if b, ok := s.lookup(value); ok {
+// value returns the networks of an annotation value, parsing it if it was
+// not seen before. A value that does not parse is a node without networks.
+func (s *nodeSets) value(value string) bitset {
+	if b, ok := s.lookupValue(value); ok {
 		return b
 	}
 	s.mu.Lock()
@@ -76,18 +94,9 @@ func (s *nodeSets) get(value string) bitset {
 		return b
 	}
 	var b bitset
-	names, err := netrequest.ParseNodeNetworks(value)
-	if err == nil {
-		interned := *s.names.Load()
-		for _, n := range names {
-			bit, ok := interned[n]
-			if !ok {
-				interned = maps.Clone(interned)
-				bit = len(interned)
-				interned[n] = bit
-				s.names.Store(&interned)
-			}
-			b = b.with(bit)
+	if s.parse != nil {
+		if names, err := s.parse(value); err == nil {
+			b = s.internLocked(names)
 		}
 	}
 	next := map[string]bitset{}
@@ -99,8 +108,65 @@ func (s *nodeSets) get(value string) bitset {
 	return b
 }
 
-// bits returns the bitset of names, and the names no node value has ever
-// listed (which no node can have). It is lock-free.
+// lookupList returns the networks of a name list already seen.
+func (s *nodeSets) lookupList(names []string) (bitset, bool) {
+	if len(names) == 0 {
+		return nil, true
+	}
+	for _, e := range (*s.lists.Load())[hashNames(names)] {
+		if slices.Equal(e.names, names) {
+			return e.bits, true
+		}
+	}
+	return nil, false
+}
+
+// list returns the networks of a name list (status.networks), interning
+// them if the list was not seen before. The list is kept, not copied: node
+// objects from the informer are never modified.
+func (s *nodeSets) list(names []string) bitset {
+	if b, ok := s.lookupList(names); ok {
+		return b
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := hashNames(names)
+	old := *s.lists.Load()
+	for _, e := range old[h] {
+		if slices.Equal(e.names, names) {
+			return e.bits
+		}
+	}
+	b := s.internLocked(names)
+	next := map[uint64][]listEntry{}
+	if len(old) < maxCachedValues {
+		next = maps.Clone(old)
+	}
+	next[h] = append(slices.Clip(next[h]), listEntry{names: names, bits: b})
+	s.lists.Store(&next)
+	return b
+}
+
+// internLocked returns the bitset of names, interning the new ones. s.mu
+// must be held.
+func (s *nodeSets) internLocked(names []string) bitset {
+	var b bitset
+	interned := *s.names.Load()
+	for _, n := range names {
+		bit, ok := interned[n]
+		if !ok {
+			interned = maps.Clone(interned)
+			bit = len(interned)
+			interned[n] = bit
+			s.names.Store(&interned)
+		}
+		b = b.with(bit)
+	}
+	return b
+}
+
+// bits returns the bitset of names, and the names no node has ever listed
+// (which no node can have). It is lock-free.
 func (s *nodeSets) bits(names []string) (bitset, []string) {
 	interned := *s.names.Load()
 	var b bitset
@@ -113,4 +179,18 @@ func (s *nodeSets) bits(names []string) (bitset, []string) {
 		}
 	}
 	return b, unknown
+}
+
+// hashNames is FNV-1a over the names, each followed by a zero byte (never
+// part of a network name). It allocates nothing.
+func hashNames(names []string) uint64 {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	for _, n := range names {
+		for i := 0; i < len(n); i++ {
+			h = (h ^ uint64(n[i])) * prime
+		}
+		h *= prime // ^ 0
+	}
+	return h
 }

@@ -9,18 +9,23 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 )
 
-// EventsToRegister requeues a rejected pod when a node is added or its
-// annotations change and it now has every network the pod needs, and when
-// the pod's own request changes.
+// EventsToRegister requeues a rejected pod when a node is added or one of
+// the node sources the build reads changes (nodeEvents) and the node now
+// has every network the pod needs, and, when requests can change
+// (podRequestMutable), when the pod's own request changes.
 func (p *Plugin) EventsToRegister(context.Context) ([]fwk.ClusterEventWithHint, error) {
-	return []fwk.ClusterEventWithHint{
-		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeAnnotation | nodeNetworksUpdate}, QueueingHintFn: p.isSchedulableAfterNodeChange},
-		{Event: fwk.ClusterEvent{Resource: fwk.TargetPod, ActionType: fwk.Update}, QueueingHintFn: p.isSchedulableAfterPodChange},
-	}, nil
+	events := []fwk.ClusterEventWithHint{
+		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: nodeEvents}, QueueingHintFn: p.isSchedulableAfterNodeChange},
+	}
+	if podRequestMutable {
+		events = append(events, fwk.ClusterEventWithHint{
+			Event: fwk.ClusterEvent{Resource: fwk.TargetPod, ActionType: fwk.Update}, QueueingHintFn: p.isSchedulableAfterPodChange})
+	}
+	return events, nil
 }
 
 // isSchedulableAfterNodeChange queues the pod only when the node newly has
-// every network the pod needs.
+// every network the pod needs, in the source the pod reads on that node.
 func (p *Plugin) isSchedulableAfterNodeChange(logger klog.Logger, pod *v1.Pod, oldObj, newObj any) (fwk.QueueingHint, error) {
 	newNode, ok := newObj.(*v1.Node)
 	if !ok {
@@ -30,36 +35,36 @@ func (p *Plugin) isSchedulableAfterNodeChange(logger klog.Logger, pod *v1.Pod, o
 	// yet, and the pod this hint requeues must see the node in PreFilter.
 	p.sawNode(newNode)
 	oldNode, _ := oldObj.(*v1.Node)
-	names, err := p.required(pod)
+	kind, names, err := p.required(pod)
 	if err != nil || len(names) == 0 {
 		// Not this plugin's rejection to lift (a malformed request waits
 		// for a pod update).
 		return fwk.QueueSkip, nil
 	}
-	if !p.fits(names, p.sets.get(p.nodeNetworks(newNode))) {
+	if have, _ := p.nodeNetworks(newNode, kind); !p.fits(names, have) {
 		logger.V(5).Info("node still lacks networks the pod needs", "pod", klog.KObj(pod), "node", klog.KObj(newNode))
 		return fwk.QueueSkip, nil
 	}
-	if oldNode != nil && p.fits(names, p.sets.get(p.nodeNetworks(oldNode))) {
-		return fwk.QueueSkip, nil // it had them already: the change is not ours
+	if oldNode != nil {
+		if had, _ := p.nodeNetworks(oldNode, kind); p.fits(names, had) {
+			return fwk.QueueSkip, nil // it had them already: the change is not ours
+		}
 	}
 	logger.V(4).Info("node now has the networks the pod needs", "pod", klog.KObj(pod), "node", klog.KObj(newNode))
 	return fwk.Queue, nil
 }
 
-// isSchedulableAfterPodChange queues the pod when its request changed.
+// isSchedulableAfterPodChange queues the pod when what it needs from nodes
+// changed.
 func (p *Plugin) isSchedulableAfterPodChange(logger klog.Logger, pod *v1.Pod, oldObj, newObj any) (fwk.QueueingHint, error) {
 	oldPod, okOld := oldObj.(*v1.Pod)
 	newPod, okNew := newObj.(*v1.Pod)
 	if !okOld || !okNew {
 		return fwk.Queue, nil
 	}
-	if p.podRequest(oldPod) == p.podRequest(newPod) {
-		return fwk.QueueSkip, nil
-	}
-	oldNames, oldErr := p.required(oldPod)
-	newNames, newErr := p.required(newPod)
-	if (oldErr == nil) == (newErr == nil) && slices.Equal(oldNames, newNames) {
+	oldKind, oldNames, oldErr := p.required(oldPod)
+	newKind, newNames, newErr := p.required(newPod)
+	if (oldErr == nil) == (newErr == nil) && slices.Equal(oldNames, newNames) && (len(newNames) == 0 || oldKind == newKind) {
 		return fwk.QueueSkip, nil
 	}
 	logger.V(4).Info("pod's network request changed", "pod", klog.KObj(newPod))

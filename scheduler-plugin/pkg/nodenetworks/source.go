@@ -1,4 +1,4 @@
-//go:build !podnetworks_native
+//go:build !podnetworks_native && !podnetworks_intree
 
 package nodenetworks
 
@@ -7,24 +7,27 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 )
 
-// This file and source_native.go are the one place that knows where a
-// pod's request and a node's networks are read from. With the stock API
-// they travel in annotations; built against the patched API (build tag
-// podnetworks_native, see hack/build-kube-patched.sh), source_native.go
-// reads the native fields and falls back to the annotations.
+// The stock API: pods ask with the annotation, nodes list their networks in
+// the annotation (annotations.go). source_native.go and source_intree.go
+// are the builds against the patched API.
 
-// nodeNetworksUpdate is the node update event that changes a node's
-// networks besides annotations: none with the stock API.
-const nodeNetworksUpdate fwk.ActionType = 0
+// nodeEvents are the node events that may give a node a network.
+const nodeEvents = fwk.Add | fwk.UpdateNodeAnnotation
 
-// podRequest returns the pod's network request as the text netrequest
-// parses.
-func (p *Plugin) podRequest(pod *v1.Pod) string {
-	return pod.Annotations[p.args.PodAnnotation]
+// podRequestMutable: annotations can change.
+const podRequestMutable = true
+
+// podRequest returns the pod's annotation request.
+func (p *Plugin) podRequest(pod *v1.Pod) (request, error) {
+	return p.annotationRequest(pod)
 }
 
-// nodeNetworks returns the node's networks as the text
-// netrequest.ParseNodeNetworks parses.
-func (p *Plugin) nodeNetworks(node *v1.Node) string {
-	return node.Annotations[p.args.NodeAnnotation]
+// nodeNetworks returns the networks of the node's annotation.
+func (p *Plugin) nodeNetworks(n *v1.Node, _ podKind) (bitset, from) {
+	return p.annotationNetworks(n), fromAnnotation
+}
+
+// nodeValues returns the node's annotation.
+func (p *Plugin) nodeValues(n *v1.Node) nodeValues {
+	return nodeValues{annotation: n.Annotations[p.args.NodeAnnotation]}
 }

@@ -3,45 +3,45 @@
 package nodenetworks
 
 import (
-	"strings"
-
 	v1 "k8s.io/api/core/v1"
 	fwk "k8s.io/kube-scheduler/framework"
 )
 
-// Built against the patched API: the native fields win, the annotations
-// remain for pods and nodes that do not use them (version skew).
+// Built against the patched API for clusters where pods and nodes may use
+// either the native fields or the annotations (version skew, the gate off):
+//
+//   - a pod with spec.networks is matched against nodes' status.networks
+//     only;
+//   - a pod asking with the annotation is matched against a node's
+//     status.networks when the node reports any, else against the node
+//     annotation.
 
-// nodeNetworksUpdate is the event the patched scheduler emits when a node's
-// status.networks changes.
-const nodeNetworksUpdate = fwk.UpdateNodeNetworks
+// nodeEvents are the node events that may give a node a network: the
+// patched scheduler emits UpdateNodeNetworks when status.networks changes.
+const nodeEvents = fwk.Add | fwk.UpdateNodeAnnotation | fwk.UpdateNodeNetworks
 
-// podRequest returns spec.networks in netrequest's text form
-// (name[@interface],...), or the annotation when the field is empty.
-func (p *Plugin) podRequest(pod *v1.Pod) string {
-	if len(pod.Spec.Networks) == 0 {
-		return pod.Annotations[p.args.PodAnnotation]
+// podRequestMutable: spec.networks cannot change, annotations can.
+const podRequestMutable = true
+
+// podRequest returns spec.networks when the pod has any, else its
+// annotation request.
+func (p *Plugin) podRequest(pod *v1.Pod) (request, error) {
+	if len(pod.Spec.Networks) > 0 {
+		return nativeRequest(pod), nil
 	}
-	var b strings.Builder
-	for i, n := range pod.Spec.Networks {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(n.Name)
-		if n.InterfaceName != "" {
-			b.WriteByte('@')
-			b.WriteString(n.InterfaceName)
-		}
-	}
-	return b.String()
+	return p.annotationRequest(pod)
 }
 
-// nodeNetworks returns status.networks joined by commas, or the annotation
-// when the node reports none. (Joining allocates: with the native field,
-// PreFilter's node list, not Filter, does most of the work.)
-func (p *Plugin) nodeNetworks(node *v1.Node) string {
-	if len(node.Status.Networks) == 0 {
-		return node.Annotations[p.args.NodeAnnotation]
+// nodeNetworks returns the node's networks for a pod of kind, and where
+// they were read.
+func (p *Plugin) nodeNetworks(n *v1.Node, kind podKind) (bitset, from) {
+	if kind == nativePod || len(n.Status.Networks) > 0 {
+		return p.statusNetworks(n), fromStatus
 	}
-	return strings.Join(node.Status.Networks, ",")
+	return p.annotationNetworks(n), fromAnnotation
+}
+
+// nodeValues returns the node's status.networks and annotation.
+func (p *Plugin) nodeValues(n *v1.Node) nodeValues {
+	return nodeValues{status: n.Status.Networks, annotation: n.Annotations[p.args.NodeAnnotation]}
 }
