@@ -44,15 +44,12 @@ type demoResult struct {
 		Published []demoNodeNetworks `json:"published"`
 		Status    []demoNodeNetworks `json:"status"`
 		Multi     struct {
-			Pod            string   `json:"pod"`
-			Request        []string `json:"request"`
-			Node           string   `json:"node"`
-			RunningSeconds float64  `json:"runningSeconds"`
-			Inside         []struct {
-				Interface string `json:"interface"`
-				Address   string `json:"address"`
-			} `json:"inside"`
-			Status []struct {
+			Pod            string          `json:"pod"`
+			Request        []string        `json:"request"`
+			Node           string          `json:"node"`
+			RunningSeconds float64         `json:"runningSeconds"`
+			Inside         []demoInterface `json:"inside"`
+			Status         []struct {
 				Interface string   `json:"interface"`
 				Network   string   `json:"network"`
 				IPs       []string `json:"ips"`
@@ -64,11 +61,8 @@ type demoResult struct {
 			Request        []demoNetworkRequest `json:"request"`
 			Node           string               `json:"node"`
 			RunningSeconds float64              `json:"runningSeconds"`
-			Inside         []struct {
-				Interface string `json:"interface"`
-				Address   string `json:"address"`
-			} `json:"inside"`
-			Refused struct {
+			Inside         []demoInterface      `json:"inside"`
+			Refused        struct {
 				Pod     string               `json:"pod"`
 				Node    string               `json:"node"`
 				Request []demoNetworkRequest `json:"request"`
@@ -111,6 +105,11 @@ type demoResult struct {
 		ToolboxImage string `json:"toolboxImage"`
 		Logs         string `json:"logs"`
 	} `json:"next"`
+}
+
+type demoInterface struct {
+	Interface string `json:"interface"`
+	Address   string `json:"address"`
 }
 
 type demoNetworkRequest struct {
