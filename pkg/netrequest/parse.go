@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -15,18 +16,25 @@ import (
 // namespaced NetworkAttachmentDefinitions, these are not.
 var errNamespace = errors.New("networks are node-level and have no namespace")
 
-// npwgKeys are the keys of the NPWG network selection element (v1.3,
+// unsupportedKeys are the keys of the NPWG network selection element (v1.3,
 // 4.1.2.1) this project does not implement. They get a clearer error than
 // keys that are simply unknown.
-var npwgKeys = []string{"default-route", "cni-args", "portMappings", "bandwidth", "infiniband-guid", "ipam-claim-reference"}
+var unsupportedKeys = []string{"infiniband-guid", "ipam-claim-reference"}
 
-// requestKeys are the JSON keys of Request.
-var requestKeys = []string{"name", "interface", "ips", "mac"}
+// requestKeys, portMappingKeys and bandwidthKeys are the JSON keys of
+// Request, PortMapping and Bandwidth: strict decoding can only find such a
+// key twice, never unknown.
+var (
+	requestKeys     = []string{"name", "interface", "ips", "mac", "default-route", "cni-args", "portMappings", "bandwidth"}
+	portMappingKeys = []string{"hostPort", "containerPort", "protocol", "hostIP"}
+	bandwidthKeys   = []string{"ingressRate", "ingressBurst", "egressRate", "egressBurst"}
+)
 
 // Parse parses a pod's AnnotationKey value, validates it and assigns the
 // interface names left empty: ParseAnnotation, then Validate, then
 // AssignInterfaces. An empty value (or an empty JSON list) is no request:
-// nil and no error.
+// nil and no error. An error names every problem it has room for, each with
+// its entry, within MaxErrorLen.
 func Parse(value string) ([]Request, error) {
 	reqs, err := ParseAnnotation(value)
 	if err != nil || len(reqs) == 0 {
@@ -39,48 +47,52 @@ func Parse(value string) ([]Request, error) {
 }
 
 // ParseAnnotation parses a pod's AnnotationKey value, checking syntax only
-// (see Validate for the rules on names, interfaces, addresses). The value is
-// a JSON list of {"name", "interface", "ips", "mac"} objects when it starts
-// with '[' after trimming whitespace, else a comma-separated list of
-// name[@interface] with whitespace around items trimmed. An empty value is
-// no request: nil and no error. Empty items, a namespace (ns/name, or the
-// JSON key "namespace"), and JSON keys other than the four above are
-// errors, each naming the entry.
+// (see Validate for the rules on names, interfaces, addresses and the other
+// keys). The value is a JSON list of objects with the keys of Request
+// (name, interface, ips, mac, default-route, cni-args, portMappings,
+// bandwidth) when it starts with '[' after trimming whitespace, else a
+// comma-separated list of name[@interface] with whitespace around items
+// trimmed: the text form has no other keys. An empty value is no request:
+// nil and no error. Empty items, a namespace (ns/name, or the JSON key
+// "namespace"), keys the objects do not have and keys given twice (in
+// portMappings and bandwidth too; cni-args are the plugins' business),
+// values of the wrong JSON type and empty lists are errors, each naming the
+// entry; the error is at most MaxErrorLen bytes. CNIArgs are returned as
+// json.Marshal writes them (compact), so that a request parses back from
+// its JSON the same.
 func ParseAnnotation(value string) ([]Request, error) {
 	value = strings.TrimSpace(value)
 	switch {
 	case value == "":
 		return nil, nil
 	case value[0] == '[':
-		return parseJSON(value)
+		reqs, err := parseJSON(value)
+		return reqs, BoundError(err)
 	case value[0] == '{':
 		return nil, errors.New(`networks: the JSON form is a list: wrap the object in [ ]`)
 	}
-	return parseText(value)
+	reqs, err := parseText(value)
+	return reqs, BoundError(err)
 }
 
 // parseText parses the name[@interface],... form. Names and interfaces are
 // substrings of value: nothing is copied.
 func parseText(value string) ([]Request, error) {
 	reqs := make([]Request, 0, min(strings.Count(value, ",")+1, MaxNetworks+1))
-	var errs []error
-	for i := 0; ; i++ {
+	var p problems
+	for i := 0; !p.full(); i++ {
 		item, rest, more := strings.Cut(value, ",")
 		item = strings.TrimSpace(item)
 		name, ifname, hasIf := strings.Cut(item, "@")
-		var err error
 		switch {
 		case item == "": // also a trailing comma
-			err = errors.New("empty entry")
+			p.addf(i, item, "empty entry")
 		case strings.Contains(name, "/"):
-			err = fmt.Errorf("%w: use %q", errNamespace, name[strings.LastIndexByte(name, '/')+1:])
+			p.addf(i, item, "%w: use %s", errNamespace, quote(name[strings.LastIndexByte(name, '/')+1:]))
 		case hasIf && ifname == "":
-			err = errors.New("empty interface after '@'")
+			p.addf(i, item, "empty interface after '@'")
 		case strings.Contains(ifname, "@"):
-			err = errors.New("more than one '@'")
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", label(i, item), err))
+			p.addf(i, item, "more than one '@'")
 		}
 		reqs = append(reqs, Request{Name: name, Interface: ifname})
 		if !more {
@@ -88,82 +100,199 @@ func parseText(value string) ([]Request, error) {
 		}
 		value = rest
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err := p.err(); err != nil {
+		return nil, err
 	}
 	return reqs, nil
 }
 
 // parseJSON parses the JSON list form. Elements are decoded one at a time
-// so that every error names its element. encoding/json would match keys
-// case-insensitively, let the last of duplicate keys win and drop unknown
-// keys; sigs.k8s.io/json's strict mode matches them exactly and reports
-// the duplicate and unknown ones.
+// so that every error names its element.
 func parseJSON(value string) ([]Request, error) {
 	dec := json.NewDecoder(strings.NewReader(value))
 	if _, err := dec.Token(); err != nil { // '[', checked by the caller
 		return nil, fmt.Errorf("networks: %w", invalidJSON(err))
 	}
 	var reqs []Request
-	var errs []error
-	for i := 0; dec.More(); i++ {
+	var p problems
+	for i := 0; dec.More() && !p.full(); i++ {
 		var elem json.RawMessage
 		if err := dec.Decode(&elem); err != nil {
 			return nil, fmt.Errorf("%s: %w", label(i, ""), invalidJSON(err))
 		}
-		if elem[0] != '{' { // null would decode to an empty request
-			return nil, fmt.Errorf("%s: must be a JSON object", label(i, ""))
-		}
-		var r Request
-		// elem is well-formed: err can only be a type error.
-		problems, err := strictjson.UnmarshalStrict(elem, &r)
+		r, probs, err := decodeRequest(elem)
 		if err != nil {
-			var typeErr *json.UnmarshalTypeError
-			if errors.As(err, &typeErr) {
-				err = fmt.Errorf("key %q: %w", typeErr.Field, err)
-			}
 			return nil, fmt.Errorf("%s: %w", label(i, r.Name), err)
 		}
-		if r.IPs != nil && len(r.IPs) == 0 {
-			problems = append(problems, errors.New(`"ips" must not be empty: omit the key instead`))
-		}
-		for _, p := range problems {
-			errs = append(errs, fmt.Errorf("%s: %w", label(i, r.Name), keyProblem(p)))
+		for _, err := range probs {
+			p.addf(i, r.Name, "%w", err)
 		}
 		reqs = append(reqs, r)
 	}
-	if _, err := dec.Token(); err != nil { // ']'
-		return nil, fmt.Errorf("networks: %w", invalidJSON(err))
+	if !p.full() {
+		if err := endOfList(dec); err != nil {
+			return nil, fmt.Errorf("networks: %w", invalidJSON(err))
+		}
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return reqs, nil
+}
+
+// endOfList reads the ']' that ends the list and checks that nothing
+// follows it.
+func endOfList(dec *json.Decoder) error {
+	if _, err := dec.Token(); err != nil {
+		return err
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		if err == nil {
 			err = errors.New("data after the list")
 		}
-		return nil, fmt.Errorf("networks: %w", invalidJSON(err))
+		return err
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	return nil
+}
+
+// decodeRequest decodes one element of the list. encoding/json would match
+// keys case-insensitively, let the last of duplicate keys win and drop
+// unknown keys; sigs.k8s.io/json's strict mode matches them exactly and
+// reports the duplicate and unknown ones, at any depth. It returns the
+// problems with keys, or the error that stopped decoding: elem is
+// well-formed, so a value of the wrong type.
+func decodeRequest(elem json.RawMessage) (Request, []error, error) {
+	var r Request
+	if kind := jsonKind(elem); kind != "an object" { // null would decode to an empty request
+		return r, nil, fmt.Errorf("must be a JSON object, got %s", kind)
 	}
-	return reqs, nil
+	strict, err := strictjson.UnmarshalStrict(elem, &r)
+	if err != nil {
+		return r, nil, typeProblem(err)
+	}
+	if len(r.CNIArgs) > 0 {
+		// As json.Marshal writes them, so that the request parses back
+		// from its JSON the same.
+		if r.CNIArgs, err = json.Marshal(r.CNIArgs); err != nil {
+			return r, nil, fmt.Errorf("key \"cni-args\": %w", err)
+		}
+	}
+	probs := make([]error, 0, len(strict)+3)
+	for _, err := range strict {
+		probs = append(probs, keyProblem(err))
+	}
+	return r, append(probs, emptyLists(&r)...), nil
+}
+
+// emptyLists returns a problem for each list key given as []: omitted, it
+// means the same, and a request marshals without it.
+func emptyLists(r *Request) []error {
+	var probs []error
+	for _, l := range []struct {
+		key   string
+		empty bool
+	}{
+		{"ips", r.IPs != nil && len(r.IPs) == 0},
+		{"default-route", r.DefaultRoute != nil && len(r.DefaultRoute) == 0},
+		{"portMappings", r.PortMappings != nil && len(r.PortMappings) == 0},
+	} {
+		if l.empty {
+			probs = append(probs, fmt.Errorf("%q must not be empty: omit the key instead", l.key))
+		}
+	}
+	return probs
 }
 
 // keyProblem rewords a strict error of sigs.k8s.io/json, whose field path
-// is the key (Request is flat). Its kind is not exported: a key of Request
-// can only be a duplicate, any other only unknown.
+// is a key ("mac") or a nested one ("portMappings[0].hostPort"). The
+// error's kind is not exported: a key the objects have can only be a
+// duplicate, any other only unknown.
 func keyProblem(err error) error {
 	var fe strictjson.FieldError
 	if !errors.As(err, &fe) {
 		return err
 	}
-	switch key := fe.FieldPath(); {
-	case slices.Contains(requestKeys, key):
-		return fmt.Errorf("duplicate key %q", key)
-	case key == "namespace":
+	switch path := fe.FieldPath(); {
+	case knownKey(path):
+		return fmt.Errorf("duplicate key %s", quote(path))
+	case path == "namespace":
 		return fmt.Errorf("key \"namespace\": %w: remove the key", errNamespace)
-	case slices.Contains(npwgKeys, key):
-		return fmt.Errorf("key %q of the NPWG network selection element is not supported", key)
+	case slices.Contains(unsupportedKeys, path):
+		return fmt.Errorf("key %q of the NPWG network selection element is not supported", path)
 	default:
-		return fmt.Errorf("unknown key %q", key)
+		return fmt.Errorf("unknown key %s", quote(path))
+	}
+}
+
+// knownKey reports whether path, a strict error's field path such as
+// "mac", "bandwidth.egressRate" or "portMappings[2].hostPort", is a key
+// the objects have.
+func knownKey(path string) bool {
+	if leaf, ok := strings.CutPrefix(path, "bandwidth."); ok {
+		return slices.Contains(bandwidthKeys, leaf)
+	}
+	if rest, ok := strings.CutPrefix(path, "portMappings["); ok {
+		_, leaf, ok := strings.Cut(rest, "].")
+		return ok && slices.Contains(portMappingKeys, leaf)
+	}
+	return slices.Contains(requestKeys, path)
+}
+
+// typeError is a JSON value of the wrong type. Its message names the key
+// and the types but not the value, which a hostile request makes large (a
+// number of 200 KiB); it wraps the decoder's error.
+type typeError struct {
+	err *json.UnmarshalTypeError
+}
+
+func (e *typeError) Error() string {
+	return fmt.Sprintf("key %s: want %s, got %s", quote(e.err.Field), jsonType(e.err.Type), valueKind(e.err.Value))
+}
+
+func (e *typeError) Unwrap() error { return e.err }
+
+// typeProblem returns err, a decoding error of a well-formed element, as a
+// typeError when it is one.
+func typeProblem(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return &typeError{err: te}
+	}
+	return err
+}
+
+// valueKind names the kind of a JSON value as the decoder describes it in
+// a type error: "string", "number -5", "array"...
+func valueKind(v string) string {
+	switch kind, _, _ := strings.Cut(v, " "); kind {
+	case "array":
+		return "a list"
+	case "object":
+		return "an object"
+	case "bool":
+		return "a boolean"
+	case "number", "string":
+		return "a " + kind
+	default:
+		return quote(kind)
+	}
+}
+
+// jsonType names the JSON value that decodes into t.
+func jsonType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Pointer:
+		return jsonType(t.Elem())
+	case reflect.String:
+		return "a string"
+	case reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Int:
+		return fmt.Sprintf("a %d-bit integer", t.Bits())
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	default:
+		return t.Kind().String()
 	}
 }
 
@@ -179,22 +308,22 @@ func invalidJSON(err error) error {
 // ParseNodeNetworks parses a node's AnnotationKey value: network names
 // separated by commas, whitespace around them trimmed. It returns the names
 // sorted and without duplicates (the proxy writes them that way; other
-// writers need not), nil for an empty value, and an error naming every
-// entry that is empty or not a DNS-1123 label.
+// writers need not), nil for an empty value, and an error naming each entry
+// that is empty or not a DNS-1123 label, as many as fit in MaxErrorLen.
 func ParseNodeNetworks(value string) ([]string, error) {
 	value = strings.TrimSpace(value)
 	if value == "" {
 		return nil, nil
 	}
 	names := make([]string, 0, strings.Count(value, ",")+1)
-	var errs []error
-	for i := 0; ; i++ {
+	var p problems
+	for i := 0; !p.full(); i++ {
 		item, rest, more := strings.Cut(value, ",")
 		item = strings.TrimSpace(item)
 		if item == "" {
-			errs = append(errs, fmt.Errorf("%s: empty entry", label(i, item)))
+			p.addf(i, item, "empty entry")
 		} else if msg := checkName(item); msg != "" {
-			errs = append(errs, fmt.Errorf("%s: %s", label(i, item), msg))
+			p.addf(i, item, "%s", msg)
 		}
 		names = append(names, item)
 		if !more {
@@ -202,8 +331,8 @@ func ParseNodeNetworks(value string) ([]string, error) {
 		}
 		value = rest
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err := p.err(); err != nil {
+		return nil, BoundError(err)
 	}
 	if !slices.IsSorted(names) {
 		slices.Sort(names)

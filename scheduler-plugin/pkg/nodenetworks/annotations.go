@@ -44,7 +44,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 func (p *Plugin) annotationRequest(pod *v1.Pod) (request, error) {
 	reqs, err := netrequest.Parse(pod.Annotations[p.args.PodAnnotation])
 	if err != nil {
-		return request{kind: annotationPod}, fmt.Errorf("invalid network request (annotation %s): %w", p.args.PodAnnotation, err)
+		return request{kind: annotationPod}, netrequest.BoundError(fmt.Errorf("invalid network request (annotation %s): %w", p.args.PodAnnotation, err))
 	}
 	names := make([]string, len(reqs))
 	for i, r := range reqs {

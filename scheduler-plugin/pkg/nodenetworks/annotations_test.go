@@ -48,6 +48,51 @@ func TestAnnotationRequestErrors(t *testing.T) {
 	}
 }
 
+// A hostile annotation, as large as the apiserver lets a pod's annotations
+// be (256 KiB), gets a rejection that still names the problem but whose
+// reasons, and the message joining them, are at most
+// netrequest.MaxErrorLen (1 KiB): they end up in the pod's PodScheduled
+// condition and events.
+func TestHostileAnnotationReason(t *testing.T) {
+	const size = 256 << 10
+	p := newAnnotationPlugin(t)
+	nodes := []fwk.NodeInfo{nodeInfo(annotatedNode("n1", "blue"))}
+	for _, tc := range []struct {
+		name, request, want string
+	}{
+		{"huge name", strings.Repeat("b", size), "name must be a DNS-1123 label"},
+		{"thousands of bad entries", strings.Repeat("Bad_,", size/5) + "x", `networks[0] ("Bad_"): name must be a DNS-1123 label`},
+		{"thousands of entries", strings.Repeat("blue,", size/5) + "red", "entries, at most 16 allowed"},
+		{"huge unknown key", `[{"name":"blue","` + strings.Repeat("k", size) + `":1}]`, `networks[0] ("blue"): unknown key "kkkk`},
+		{"huge cni-args", `[{"name":"blue","cni-args":{"k":"` + strings.Repeat("v", size) + `"}}]`, `networks[0] ("blue"): cni-args: `},
+		{"JSON garbage", "[" + strings.Repeat("{", size), "invalid JSON"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := annotatedPod(tc.request)
+			_, pre := p.PreFilter(context.Background(), framework.NewCycleState(), pod, nodes)
+			sig, _ := p.SignPod(context.Background(), pod)
+			for what, st := range map[string]*fwk.Status{"PreFilter": pre, "PreFilter and Filter": filter(t, p, pod, annotatedNode("n1", "blue"))} {
+				if st.Code() != fwk.UnschedulableAndUnresolvable {
+					t.Errorf("%s: %v, want UnschedulableAndUnresolvable", what, st.Code())
+				}
+				for _, r := range append(st.Reasons(), st.Message()) {
+					if len(r) > netrequest.MaxErrorLen {
+						t.Errorf("%s: reason of %d bytes, more than %d: %.200q...", what, len(r), netrequest.MaxErrorLen, r)
+					}
+				}
+				for _, s := range []string{"invalid network request (annotation " + netrequest.AnnotationKey + "): ", tc.want} {
+					if !strings.Contains(st.Message(), s) {
+						t.Errorf("%s: %q does not contain %q", what, st.Message(), s)
+					}
+				}
+			}
+			if sig != nil {
+				t.Errorf("hostile request signed: %v", sig)
+			}
+		})
+	}
+}
+
 // A node annotation that does not parse is a node without networks.
 func TestMalformedNodeAnnotation(t *testing.T) {
 	p := newAnnotationPlugin(t)
