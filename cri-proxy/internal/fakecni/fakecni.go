@@ -331,9 +331,23 @@ func (o *Observer) LastInUse() int {
 // Conflist returns a config list named name of cniVersion with the given
 // plugin types; each plugin declares the ips and mac capabilities.
 func Conflist(name, cniVersion string, plugins ...string) string {
+	return ConflistWithCapabilities(name, cniVersion, []string{"ips", "mac"}, plugins...)
+}
+
+// ConflistWithCapabilities is Conflist with plugins that declare caps
+// instead (none when caps is empty).
+func ConflistWithCapabilities(name, cniVersion string, caps []string, plugins ...string) string {
+	declared := map[string]bool{}
+	for _, c := range caps {
+		declared[c] = true
+	}
+	capsJSON, err := json.Marshal(declared)
+	if err != nil {
+		panic(err) // a map of strings to bools always marshals
+	}
 	var ps []string
 	for _, p := range plugins {
-		ps = append(ps, fmt.Sprintf(`{"type": %q, "capabilities": {"ips": true, "mac": true}}`, p))
+		ps = append(ps, fmt.Sprintf(`{"type": %q, "capabilities": %s}`, p, capsJSON))
 	}
 	return fmt.Sprintf(`{"cniVersion": %q, "name": %q, "plugins": [%s]}`, cniVersion, name, strings.Join(ps, ", "))
 }

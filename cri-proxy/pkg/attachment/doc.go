@@ -12,9 +12,13 @@
 //     is how a later process recognises the sandbox.
 //   - Attach records its intent (pod, netns, and the exact config list of
 //     every network) in the state directory before the first ADD, then runs
-//     the ADDs in parallel with bounded concurrency and a per-network timeout.
-//     If any fails, every network that was started is deleted again and the
-//     record removed: a failed Attach leaves nothing behind.
+//     the ADDs in parallel with bounded concurrency and a per-network timeout,
+//     then sets the default routes the pod asked for. A request's keys reach
+//     the plugins as capability args (ips, mac, portMappings, bandwidth, each
+//     refused before any ADD unless a plugin declares it) and as args.cni
+//     (cni-args, merged into the recorded config). If any step fails, every
+//     network that was started is deleted again and the record removed: a
+//     failed Attach leaves nothing behind.
 //   - Admit (for CreateContainer) refuses a sandbox whose networks are not
 //     all attached, and stops it so that kubelet makes a new one.
 //   - Detach deletes every attachment of a sandbox with the config recorded

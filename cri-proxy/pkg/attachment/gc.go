@@ -2,6 +2,7 @@ package attachment
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -50,8 +51,15 @@ func (m *Manager) gc(ctx context.Context, live map[string]bool) error {
 		}
 		logger.Info("deleting attachment without a record", "network", c.Network, "sandbox", c.ContainerID, "interface", c.IfName)
 		pod := podFromArgs(c.ContainerID, c.CniArgs)
+		// The cached config has the ADD's cni-args merged in already.
 		a := recordedAttachment{Network: c.Network, Interface: c.IfName, Config: c.Config}
-		a.IPs, a.MAC = capabilityRequest(c.CapabilityArgs)
+		caps, err := capabilityRequest(c.CapabilityArgs)
+		if err != nil {
+			// A DEL with the args that could be read beats no DEL.
+			logger.Error(err, "cached capability args partly unreadable; deleting with the rest",
+				"network", c.Network, "sandbox", c.ContainerID, "interface", c.IfName)
+		}
+		a.IPs, a.MAC, a.PortMappings, a.Bandwidth = caps.IPs, caps.MAC, caps.PortMappings, caps.Bandwidth
 		if err := m.delLocked(ctx, pod, c.NetNS, a); err != nil {
 			errs = append(errs, fmt.Errorf("network %q (sandbox %s, interface %s): del unrecorded: %w", c.Network, c.ContainerID, c.IfName, err))
 		}
@@ -98,15 +106,26 @@ func podFromArgs(sandboxID string, args [][2]string) PodRef {
 	return pod
 }
 
-// capabilityRequest reads back the ips and mac capability args.
-func capabilityRequest(args map[string]interface{}) (ips []string, mac string) {
-	if list, ok := args["ips"].([]interface{}); ok {
-		for _, v := range list {
-			if s, ok := v.(string); ok {
-				ips = append(ips, s)
-			}
+// capabilityRequest reads back the capability args capabilityArgs made,
+// as libcni cached them (decoded JSON), into the fields of a Request. Each
+// key is read on its own: one that does not decode is left out and named
+// in the error, the others are returned all the same.
+func capabilityRequest(args map[string]interface{}) (Request, error) {
+	var r Request
+	fields := map[string]any{"ips": &r.IPs, "mac": &r.MAC, "portMappings": &r.PortMappings, "bandwidth": &r.Bandwidth}
+	var errs []error
+	for key, dst := range fields {
+		v, ok := args[key]
+		if !ok {
+			continue
+		}
+		data, err := json.Marshal(v)
+		if err == nil {
+			err = json.Unmarshal(data, dst)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("capability arg %q: %w", key, err))
 		}
 	}
-	mac, _ = args["mac"].(string)
-	return ips, mac
+	return r, errors.Join(errs...)
 }

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/pod-networks/cri-proxy/internal/fakecni"
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/catalog"
 	"sigs.k8s.io/pod-networks/internal/poll"
+	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
 // env is a Manager over a catalog of fake networks.
@@ -161,7 +162,7 @@ func TestAttachAndDetach(t *testing.T) {
 	}
 	reqs := []Request{
 		{Name: "blue", Interface: "net1", IPs: []string{"10.1.0.7/24"}, MAC: "02:00:00:00:00:01"},
-		{Name: "red", Interface: "data0", IPs: []string{"10.2.0.9/24"}},
+		{Name: "red", Interface: "data0"},
 	}
 	atts, err := e.m.Attach(context.Background(), testPod, testNetNS, reqs)
 	if err != nil {
@@ -279,6 +280,22 @@ func TestAttachValidatesBeforeAnyAdd(t *testing.T) {
 		{"bad interface", testPod, []Request{{Name: "blue", Interface: "a/b"}}, []string{`interface "a/b"`}},
 		{"bad ip", testPod, []Request{{Name: "blue", Interface: "net1", IPs: []string{"10.0.0.1"}}}, []string{"ips"}},
 		{"bad mac", testPod, []Request{{Name: "blue", Interface: "net1", MAC: "zz"}}, []string{"mac"}},
+		{"default route with prefix", testPod, []Request{{Name: "blue", Interface: "net1", DefaultRoute: []string{"10.0.0.1/24"}}},
+			[]string{`network "blue": default-route "10.0.0.1/24": not an IP address without prefix length`}},
+		{"two default routes of a family", testPod, []Request{
+			{Name: "blue", Interface: "net1", DefaultRoute: []string{"10.0.0.1", "fd00::1"}},
+			{Name: "red", Interface: "net2", DefaultRoute: []string{"fd01::1", "10.1.0.1"}}},
+			[]string{`network "red": default-route "fd01::1": network "blue" has the default route of that IP family already`,
+				`network "red": default-route "10.1.0.1": network "blue" has`}},
+		{"cni-args not an object", testPod, []Request{{Name: "blue", Interface: "net1", CNIArgs: json.RawMessage(`["x"]`)}},
+			[]string{`network "blue": cni-args: must be a JSON object`}},
+		{"cni-args a string", testPod, []Request{{Name: "blue", Interface: "net1", CNIArgs: json.RawMessage(`"x"`)}},
+			[]string{`network "blue": cni-args: must be a JSON object`}},
+		{"bad port mappings", testPod, []Request{{Name: "blue", Interface: "net1", PortMappings: []netrequest.PortMapping{
+			{HostPort: 0, ContainerPort: 80, Protocol: "tcp"}, {HostPort: 80, ContainerPort: 80, Protocol: "icmp", HostIP: "x"}}}},
+			[]string{`portMappings[0]: ports must be 1 to 65535`, `portMappings[1]: protocol "icmp"`, `portMappings[1]: hostIP "x"`}},
+		{"negative bandwidth", testPod, []Request{{Name: "blue", Interface: "net1", Bandwidth: &netrequest.Bandwidth{EgressRate: -1}}},
+			[]string{`network "blue": bandwidth: rates and bursts must not be negative`}},
 		{"bad sandbox", PodRef{SandboxID: "../x"}, []Request{{Name: "blue", Interface: "net1"}}, []string{"sandbox"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/containernetworking/cni/pkg/utils"
 	"github.com/google/renameio/v2"
+
+	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
 // recordVersion is the version of the record format.
@@ -46,21 +48,32 @@ type record struct {
 	created time.Time
 }
 
-// recordedAttachment is one network of a record.
+// recordedAttachment is one network of a record. The request's keys are
+// all optional, so records written before a key existed still load.
 type recordedAttachment struct {
 	Network   string `json:"network"`
 	Interface string `json:"interface"`
-	// IPs and MAC are the request's, passed again on DEL.
-	IPs []string `json:"ips,omitempty"`
-	MAC string   `json:"mac,omitempty"`
-	// Config is the exact config list ADD was given.
+	// IPs, MAC, PortMappings and Bandwidth are the request's capability
+	// args, passed again on DEL (portmap and bandwidth undo what they
+	// name).
+	IPs          []string                 `json:"ips,omitempty"`
+	MAC          string                   `json:"mac,omitempty"`
+	PortMappings []netrequest.PortMapping `json:"portMappings,omitempty"`
+	Bandwidth    *netrequest.Bandwidth    `json:"bandwidth,omitempty"`
+	// DefaultRoute and CNIArgs are the request's, kept to tell a repeated
+	// request from another one; CNIArgs is merged into Config already.
+	DefaultRoute []string        `json:"defaultRoute,omitempty"`
+	CNIArgs      json.RawMessage `json:"cniArgs,omitempty"`
+	// Config is the exact config list ADD was given: the network's, with
+	// CNIArgs merged into every plugin's args.cni.
 	Config []byte `json:"config"`
 	// Result is set once the ADD succeeded.
 	Result *Attachment `json:"result,omitempty"`
 }
 
 func (a recordedAttachment) request() Request {
-	return Request{Name: a.Network, Interface: a.Interface, IPs: a.IPs, MAC: a.MAC}
+	return Request{Name: a.Network, Interface: a.Interface, IPs: a.IPs, MAC: a.MAC, DefaultRoute: a.DefaultRoute,
+		CNIArgs: a.CNIArgs, PortMappings: a.PortMappings, Bandwidth: a.Bandwidth}
 }
 
 // attachment returns what the CNI result said, or the bare network and

@@ -1,8 +1,19 @@
 package attachment
 
+import (
+	"cmp"
+	"encoding/json"
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/pod-networks/pkg/netrequest"
+)
+
 // Request is one network a pod asks for. The caller fills it from the pod's
 // request (package netrequest) after validating it and assigning interface
-// names: Attach does not choose names.
+// names: Attach does not choose names. The capability args (IPs, MAC,
+// PortMappings, Bandwidth) need a plugin of the network that declares the
+// capability, or Attach fails before any ADD (see Capabilities).
 type Request struct {
 	// Name is the network's name: the name of a config list in the Store.
 	Name string
@@ -14,6 +25,29 @@ type Request struct {
 	// MAC is a static hardware address, passed to plugins that declare the
 	// "mac" capability. Empty means the plugin chooses.
 	MAC string
+	// DefaultRoute lists gateway addresses (no prefix), at most one per IP
+	// family across all the requests of a sandbox: once every ADD
+	// succeeded, the sandbox's default route of that family goes via the
+	// gateway on this interface, and its other default routes of that
+	// family (eth0's) are removed.
+	DefaultRoute []string
+	// CNIArgs is a JSON object merged into args.cni of every plugin config
+	// of the network (its keys win over the config's); the merged config
+	// is recorded and used by DEL too.
+	CNIArgs json.RawMessage
+	// PortMappings are passed to plugins that declare the "portMappings"
+	// capability (portmap).
+	PortMappings []netrequest.PortMapping
+	// Bandwidth is passed to plugins that declare the "bandwidth"
+	// capability (bandwidth).
+	Bandwidth *netrequest.Bandwidth
+}
+
+// Capabilities returns the CNI capabilities some plugin of r's network must
+// declare for r to be honoured: those of netrequest.Request.Capabilities.
+func (r Request) Capabilities() []string {
+	nr := netrequest.Request{IPs: r.IPs, MAC: r.MAC, PortMappings: r.PortMappings, Bandwidth: r.Bandwidth}
+	return nr.Capabilities()
 }
 
 // PodRef identifies the pod and sandbox an attachment belongs to. The
@@ -68,14 +102,30 @@ func (p PodRef) cniArgs() [][2]string {
 }
 
 // capabilityArgs returns the runtime config of a request: libcni passes each
-// key only to plugins that declare the capability.
+// key only to plugins that declare the capability. The keys are those of
+// Capabilities; libcni caches the map as JSON, and capabilityRequest reads
+// it back.
 func (r Request) capabilityArgs() map[string]interface{} {
 	args := map[string]interface{}{}
 	if len(r.IPs) > 0 {
-		args["ips"] = append([]string(nil), r.IPs...)
+		args["ips"] = slices.Clone(r.IPs)
 	}
 	if r.MAC != "" {
 		args["mac"] = r.MAC
+	}
+	if len(r.PortMappings) > 0 {
+		pms := slices.Clone(r.PortMappings)
+		for i := range pms {
+			// portmap passes the protocol to iptables or nft as is: nft
+			// knows lower case only, and neither an empty one. Kubernetes
+			// defaults it to TCP.
+			pms[i].Protocol = strings.ToLower(cmp.Or(pms[i].Protocol, "tcp"))
+		}
+		args["portMappings"] = pms
+	}
+	if r.Bandwidth != nil {
+		bw := *r.Bandwidth
+		args["bandwidth"] = &bw
 	}
 	if len(args) == 0 {
 		return nil

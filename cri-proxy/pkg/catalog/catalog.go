@@ -62,6 +62,10 @@ type Network struct {
 	Bytes []byte
 	// Plugins are the binaries the list runs (plugin and IPAM types).
 	Plugins []string
+	// Capabilities are the CNI capabilities ("ips", "mac", "portMappings",
+	// "bandwidth", ...) some plugin of the list declares, sorted: the
+	// capability args a request for this network can use. Do not modify.
+	Capabilities []string
 	// Available tells whether every plugin binary exists and, for
 	// cniVersion 1.1.0 and later, CNI STATUS succeeded.
 	Available bool
@@ -268,11 +272,12 @@ func (s *Catalog) load() (map[string]Network, error) {
 		}
 		delete(s.reported, file)
 		networks[list.Name] = Network{
-			Name:       list.Name,
-			File:       file,
-			CNIVersion: list.CNIVersion,
-			Bytes:      list.Bytes,
-			Plugins:    pluginBinaries(list),
+			Name:         list.Name,
+			File:         file,
+			CNIVersion:   list.CNIVersion,
+			Bytes:        list.Bytes,
+			Plugins:      pluginBinaries(list),
+			Capabilities: declaredCapabilities(list),
 		}
 	}
 	for file := range s.reported {

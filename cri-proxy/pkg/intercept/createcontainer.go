@@ -7,6 +7,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
 // createContainer forwards the call only if the sandbox has every network
@@ -28,7 +30,7 @@ func (s *Server) createContainer(ctx context.Context, req []byte, next func(cont
 		return next(ctx, req)
 	}
 	if err := s.attacher.Admit(ctx, podRef(cfg, r.GetPodSandboxId())); err != nil {
-		return nil, status.Error(codes.FailedPrecondition, err.Error())
+		return nil, status.Error(codes.FailedPrecondition, netrequest.BoundError(err).Error())
 	}
 	return next(ctx, req)
 }

@@ -2,9 +2,12 @@
 // package forward passes every other call to the runtime untouched and
 // calls these handlers with raw request bytes:
 //
-//   - RunPodSandbox records the intent, forwards, then attaches the pod's
-//     networks to the sandbox the runtime made; on failure the sandbox is
-//     stopped and removed, so a failed call leaves nothing behind.
+//   - RunPodSandbox refuses, before forwarding, requests that are invalid or
+//     that the node's networks cannot honour (missing, or a capability arg
+//     no plugin of the network declares); it records the intent, forwards,
+//     then attaches the pod's networks to the sandbox the runtime made; on
+//     failure the sandbox is stopped and removed, so a failed call leaves
+//     nothing behind. Statuses stay small whatever the request's size.
 //   - CreateContainer lets a container start only in a sandbox that has
 //     every network its pod asked for; otherwise the sandbox is stopped so
 //     kubelet makes a new one. This is the guarantee that survives a killed

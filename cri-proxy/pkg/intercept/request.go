@@ -11,8 +11,11 @@ import (
 )
 
 // requestedNetworks returns what the pod asked for: the native CRI field
-// (PodSandboxConfig field 10) when present, else the annotation. Requests
-// are validated and interfaces assigned before any file is looked up.
+// (PodSandboxConfig field 10, name and interface only) when present, else
+// the annotation, with every NPWG key netrequest accepts (ips, mac,
+// default-route, cni-args, portMappings, bandwidth). Requests are validated
+// and interfaces assigned before any file is looked up. Errors are not
+// bounded: callers bound what they return.
 func requestedNetworks(cfg *runtimeapi.PodSandboxConfig) ([]attachment.Request, error) {
 	var reqs []netrequest.Request
 	nets, present, err := crifields.SandboxNetworks(cfg)
@@ -36,7 +39,16 @@ func requestedNetworks(cfg *runtimeapi.PodSandboxConfig) ([]attachment.Request, 
 	}
 	out := make([]attachment.Request, 0, len(reqs))
 	for _, r := range netrequest.AssignInterfaces(reqs) {
-		out = append(out, attachment.Request{Name: r.Name, Interface: r.Interface, IPs: r.IPs, MAC: r.MAC})
+		out = append(out, attachment.Request{
+			Name:         r.Name,
+			Interface:    r.Interface,
+			IPs:          r.IPs,
+			MAC:          r.MAC,
+			DefaultRoute: r.DefaultRoute,
+			CNIArgs:      r.CNIArgs,
+			PortMappings: r.PortMappings,
+			Bandwidth:    r.Bandwidth,
+		})
 	}
 	return out, nil
 }

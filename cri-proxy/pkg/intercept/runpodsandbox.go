@@ -2,6 +2,7 @@ package intercept
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -35,7 +36,7 @@ func (s *Server) runPodSandbox(ctx context.Context, req []byte, next func(contex
 	cfg := r.GetConfig()
 	reqs, err := requestedNetworks(cfg)
 	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "pod %s: invalid network request: %v", podName(cfg), err)
+		return nil, podError(codes.InvalidArgument, cfg, fmt.Errorf("invalid network request: %w", err))
 	}
 	if len(reqs) == 0 {
 		return next(ctx, req)
@@ -45,12 +46,17 @@ func (s *Server) runPodSandbox(ctx context.Context, req []byte, next func(contex
 			"pod %s: a host-network pod cannot request networks (it has no network namespace of its own)", podName(cfg))
 	}
 	if missing := missingNetworks(reqs, s.networks.Available()); len(missing) > 0 {
-		return nil, status.Errorf(codes.FailedPrecondition, "pod %s: network(s) %s not available on this node",
-			podName(cfg), strings.Join(missing, ", "))
+		return nil, podError(codes.FailedPrecondition, cfg, fmt.Errorf("network(s) %s not available on this node", strings.Join(missing, ", ")))
+	}
+	// FailedPrecondition, not InvalidArgument: the request is valid, this
+	// node's config of the network cannot honour it (another node's, or
+	// this one's once fixed, may).
+	if err := s.checkCapabilities(reqs); err != nil {
+		return nil, podError(codes.FailedPrecondition, cfg, err)
 	}
 	intent, err := s.attacher.Intend(podRef(cfg, ""), reqs)
 	if err != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "pod %s: %v", podName(cfg), err)
+		return nil, podError(codes.FailedPrecondition, cfg, err)
 	}
 	resp, err := next(ctx, req)
 	if err != nil {
@@ -62,7 +68,7 @@ func (s *Server) runPodSandbox(ctx context.Context, req []byte, next func(contex
 	var rr runtimeapi.RunPodSandboxResponse
 	if err := proto.Unmarshal(resp, &rr); err != nil {
 		intent.Abandon()
-		return nil, status.Errorf(codes.Internal, "pod %s: decode RunPodSandbox response: %v", podName(cfg), err)
+		return nil, podError(codes.Internal, cfg, fmt.Errorf("decode RunPodSandbox response: %w", err))
 	}
 	id := rr.GetPodSandboxId()
 	defer func() {
@@ -79,12 +85,12 @@ func (s *Server) runPodSandbox(ctx context.Context, req []byte, next func(contex
 	}()
 	netns, primaryIPs, err := s.sandboxNetwork(ctx, id)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "pod %s: sandbox %s: %v", podName(cfg), id, err)
+		return nil, podError(codes.Internal, cfg, fmt.Errorf("sandbox %s: %w", id, err))
 	}
 	pod := podRef(cfg, id)
 	atts, err := s.attacher.Attach(ctx, pod, netns, reqs)
 	if err != nil {
-		return nil, status.Errorf(codes.Unknown, "pod %s: attach networks: %v", podName(cfg), err)
+		return nil, podError(codes.Unknown, cfg, fmt.Errorf("attach networks: %w", err))
 	}
 	klog.FromContext(ctx).V(2).Info("attached networks", "pod", podName(cfg), "sandbox", id, "attachments", len(atts))
 	if s.publisher != nil {
@@ -93,6 +99,23 @@ func (s *Server) runPodSandbox(ctx context.Context, req []byte, next func(contex
 	return resp, nil
 }
 
+// checkCapabilities returns an error naming each network of reqs and each
+// capability its request needs that no plugin of the network's current
+// config declares: libcni would silently not pass that arg.
+func (s *Server) checkCapabilities(reqs []attachment.Request) error {
+	var errs []error
+	for _, r := range reqs {
+		n, ok := s.networks.Lookup(r.Name)
+		if !ok {
+			continue // removed since Available was read: Attach says so
+		}
+		errs = append(errs, n.CheckCapabilities(r.Capabilities()))
+	}
+	return errors.Join(errs...)
+}
+
+// missingNetworks returns the quoted names of the networks of reqs that are
+// not available.
 func missingNetworks(reqs []attachment.Request, available []string) []string {
 	var missing []string
 	for _, r := range reqs {

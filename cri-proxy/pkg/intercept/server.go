@@ -2,13 +2,17 @@ package intercept
 
 import (
 	"context"
-	"fmt"
 	"time"
+	"unicode/utf8"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/attachment"
+	"sigs.k8s.io/pod-networks/cri-proxy/pkg/catalog"
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/forward"
+	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
 
 // Attacher is what the handlers need of the attachment lifecycle
@@ -36,10 +40,14 @@ type Intent interface {
 	Abandon()
 }
 
-// Networks is what the handlers need of the network store: in-memory reads.
+// Networks is what the handlers need of the network store (*catalog.Catalog):
+// in-memory reads.
 type Networks interface {
 	// Available returns the names of the usable networks, sorted.
 	Available() []string
+	// Lookup returns the network named name, with the capabilities its
+	// config declares.
+	Lookup(name string) (catalog.Network, bool)
 }
 
 // Publisher records a pod's attachments where users see them (the pod's
@@ -95,6 +103,36 @@ func podRef(cfg *runtimeapi.PodSandboxConfig, sandboxID string) attachment.PodRe
 	return attachment.PodRef{Namespace: m.GetNamespace(), Name: m.GetName(), UID: m.GetUid(), Attempt: m.GetAttempt(), SandboxID: sandboxID}
 }
 
+// Bounds of the pod's namespace and name in messages: Kubernetes' own
+// limits. Through CRI a caller may send anything up to the message limit.
+const (
+	maxNamespaceLen = 63
+	maxPodNameLen   = 253
+)
+
+// podName is namespace/name for messages and logs, each cut to what
+// Kubernetes allows.
 func podName(cfg *runtimeapi.PodSandboxConfig) string {
-	return fmt.Sprintf("%s/%s", cfg.GetMetadata().GetNamespace(), cfg.GetMetadata().GetName())
+	m := cfg.GetMetadata()
+	return cut(m.GetNamespace(), maxNamespaceLen) + "/" + cut(m.GetName(), maxPodNameLen)
+}
+
+// cut returns s if it has at most n bytes, else its first bytes, cut on a
+// UTF-8 boundary, and "...".
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}
+
+// podError is the status for a problem with pod cfg's sandbox or request:
+// "pod <namespace/name>: <err>", with the name cut and err bounded
+// (netrequest.BoundError), so that a hostile request, up to the CRI message
+// limit, cannot make the status (and kubelet's pod events) large.
+func podError(code codes.Code, cfg *runtimeapi.PodSandboxConfig, err error) error {
+	return status.Errorf(code, "pod %s: %v", podName(cfg), netrequest.BoundError(err))
 }

@@ -18,6 +18,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/attachment"
+	"sigs.k8s.io/pod-networks/cri-proxy/pkg/catalog"
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/crifields"
 	"sigs.k8s.io/pod-networks/pkg/netrequest"
 )
@@ -109,9 +110,25 @@ func (f *fakeAttacher) Attachments(id string) []attachment.Attachment {
 	return f.attached[id]
 }
 
-type fakeNetworks []string
+// fakeNetworks are the available networks (sorted). Each declares the
+// capabilities caps lists for it, or ips and mac when caps has no entry.
+type fakeNetworks struct {
+	names []string
+	caps  map[string][]string
+}
 
-func (n fakeNetworks) Available() []string { return n }
+func (n *fakeNetworks) Available() []string { return n.names }
+
+func (n *fakeNetworks) Lookup(name string) (catalog.Network, bool) {
+	if !slices.Contains(n.names, name) {
+		return catalog.Network{}, false
+	}
+	caps, ok := n.caps[name]
+	if !ok {
+		caps = []string{"ips", "mac"}
+	}
+	return catalog.Network{Name: name, Available: true, Capabilities: caps}, true
+}
 
 // fakeRuntime is containerd as the handlers' direct client sees it.
 type fakeRuntime struct {
@@ -163,17 +180,18 @@ func (p *fakePublisher) PublishPod(pod attachment.PodRef, primaryIPs []string, a
 const netnsInfo = `{"runtimeSpec":{"linux":{"namespaces":[{"type":"network","path":"/var/run/netns/cni-1234"}]}}}`
 
 type fixture struct {
-	att *fakeAttacher
-	rt  *fakeRuntime
-	pub *fakePublisher
-	srv *Server
+	nets *fakeNetworks
+	att  *fakeAttacher
+	rt   *fakeRuntime
+	pub  *fakePublisher
+	srv  *Server
 	// forwarded counts the calls that reached "containerd" (next).
 	forwarded int
 }
 
 func newFixture(available ...string) *fixture {
-	f := &fixture{att: &fakeAttacher{}, rt: &fakeRuntime{info: netnsInfo}, pub: &fakePublisher{}}
-	f.srv = New(f.att, fakeNetworks(available), f.rt, f.pub)
+	f := &fixture{nets: &fakeNetworks{names: available, caps: map[string][]string{}}, att: &fakeAttacher{}, rt: &fakeRuntime{info: netnsInfo}, pub: &fakePublisher{}}
+	f.srv = New(f.att, f.nets, f.rt, f.pub)
 	return f
 }
 
