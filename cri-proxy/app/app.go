@@ -106,7 +106,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 			networks.OnChange(node.Set)
 			go node.Run(ctx)
 		}
-		p := publish.NewPodStatuses(client, o.DefaultNetwork)
+		p := publish.NewPodStatuses(client, o.DefaultNetwork, publish.PodOptions{})
 		go p.Run(ctx)
 		pods = p
 	}

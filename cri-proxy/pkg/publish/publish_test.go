@@ -2,19 +2,22 @@ package publish
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/metadata"
 	metadatafake "k8s.io/client-go/metadata/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/util/workqueue"
 
 	"sigs.k8s.io/pod-networks/cri-proxy/pkg/attachment"
 	"sigs.k8s.io/pod-networks/internal/poll"
@@ -161,14 +164,155 @@ func TestNodeWaitsForRegistration(t *testing.T) {
 	waitFor(t, "the annotation on the registered node", nodeAnnotationIs(t, c, "blue"))
 }
 
+// podPatches records the PATCH calls to pods, in front of the fake client:
+// the fake serializes every call under one lock, so a call held in one of
+// its reactors would hold up all the others. result, if set, runs with the
+// call's 1-based number for that pod name (it may block); its error fails
+// the call before it reaches the fake.
+type podPatches struct {
+	mu     sync.Mutex
+	calls  map[string][]string // by pod name, the status each PATCH carried
+	uids   map[string][]string // by pod name, the UID each PATCH named
+	result func(name, uid string, call int) error
+}
+
+func (p *podPatches) before(name string, data []byte) error {
+	var patch struct {
+		Metadata struct {
+			UID         string            `json:"uid"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(data, &patch); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if p.calls == nil {
+		p.calls, p.uids = map[string][]string{}, map[string][]string{}
+	}
+	p.calls[name] = append(p.calls[name], patch.Metadata.Annotations[netrequest.StatusAnnotationKey])
+	p.uids[name] = append(p.uids[name], patch.Metadata.UID)
+	n := len(p.calls[name])
+	p.mu.Unlock()
+	if p.result != nil {
+		return p.result(name, patch.Metadata.UID, n)
+	}
+	return nil
+}
+
+// client is c with p in front of its PATCH calls.
+func (p *podPatches) client(c metadata.Interface) metadata.Interface {
+	return patchedClient{c, p}
+}
+
+type patchedClient struct {
+	metadata.Interface
+	p *podPatches
+}
+
+func (c patchedClient) Resource(r schema.GroupVersionResource) metadata.Getter {
+	return patchedResource{c.Interface.Resource(r), c.p}
+}
+
+type patchedResource struct {
+	metadata.Getter
+	p *podPatches
+}
+
+func (r patchedResource) Namespace(ns string) metadata.ResourceInterface {
+	return patchedNamespaced{r.Getter.Namespace(ns), r.p}
+}
+
+type patchedNamespaced struct {
+	metadata.ResourceInterface
+	p *podPatches
+}
+
+func (r patchedNamespaced) Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, sub ...string) (*metav1.PartialObjectMetadata, error) {
+	if err := r.p.before(name, data); err != nil {
+		return nil, err
+	}
+	return r.ResourceInterface.Patch(ctx, name, pt, data, opts, sub...)
+}
+
+// statuses is what the PATCH calls for pod name carried, in order.
+func (p *podPatches) statuses(name string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.calls[name]...)
+}
+
+// uidsOf is the UIDs the PATCH calls for pod name named, in order.
+func (p *podPatches) uidsOf(name string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.uids[name]...)
+}
+
+func (p *podPatches) total() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, c := range p.calls {
+		n += len(c)
+	}
+	return n
+}
+
+// newPods returns a publisher whose retries have no delay.
+func newPods(c metadata.Interface, workers int) *PodStatuses {
+	return NewPodStatuses(c, "primary", PodOptions{Workers: workers,
+		RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[PodKey](0, 0)})
+}
+
+// run runs pods until the test ends; the returned channel closes once Run
+// has returned.
+func run(t *testing.T, pods *PodStatuses) (context.CancelFunc, <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pods.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return cancel, done
+}
+
+// podStatus is the network-status PublishPod writes for primary IP ip and
+// no attachments.
+func podStatus(t *testing.T, ip string) string {
+	t.Helper()
+	v, err := netrequest.FormatNetworkStatus([]netrequest.NetworkStatus{{Name: "primary", Interface: "eth0", IPs: []string{ip}, Default: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func podRef(name, uid string) attachment.PodRef {
+	return attachment.PodRef{Namespace: "team", Name: name, UID: uid}
+}
+
+// pendingCount is how many pods still have a status to write.
+func (p *PodStatuses) pendingCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.pending)
+}
+
 func TestPodsWritesNetworkStatus(t *testing.T) {
 	c := newClient(object("Pod", "team", "web", "uid-1", nil))
-	p := &patches{fail: 1}
-	c.PrependReactor("patch", "pods", p.reactor)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pods := NewPodStatuses(c, "primary")
-	go pods.Run(ctx)
+	p := &podPatches{result: func(_, _ string, call int) error {
+		if call <= 3 {
+			return errors.New("apiserver unavailable")
+		}
+		return nil
+	}}
+	pods := newPods(p.client(c), 2)
+	run(t, pods)
 	pods.PublishPod(attachment.PodRef{Namespace: "team", Name: "web", UID: "uid-1", SandboxID: "sb1"}, []string{"10.244.1.5"},
 		[]attachment.Attachment{{Network: "blue", Interface: "net1", MAC: "02:00:00:00:00:01", IPs: []string{"10.251.1.7/24"}}})
 	want, err := netrequest.FormatNetworkStatus([]netrequest.NetworkStatus{
@@ -179,36 +323,192 @@ func TestPodsWritesNetworkStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the network-status annotation", annotationIs(t, c, Pods, "team", "web", netrequest.StatusAnnotationKey, want))
-	if got := p.get("web"); got != 2 {
-		t.Errorf("PATCH calls = %d, want 2 (one failure retried)", got)
+	if got := len(p.statuses("web")); got != 4 {
+		t.Errorf("PATCH calls = %d, want 4 (three failures retried)", got)
 	}
 	// The patch names the pod's UID: a pod recreated under the same name
 	// must not get the old pod's status.
-	for _, a := range c.Actions() {
-		if pa, ok := a.(k8stesting.PatchAction); ok && !strings.Contains(string(pa.GetPatch()), `"uid":"uid-1"`) {
-			t.Errorf("patch %s does not name the pod's UID", pa.GetPatch())
+	for _, uid := range p.uidsOf("web") {
+		if uid != "uid-1" {
+			t.Errorf("patch names UID %q, want the pod's uid-1", uid)
+		}
+	}
+	waitFor(t, "the written status to leave the pending map", func(context.Context) error {
+		if n := pods.pendingCount(); n != 0 {
+			return fmt.Errorf("%d pending", n)
+		}
+		return nil
+	})
+}
+
+func TestPodsGivesUpOnDeletedPod(t *testing.T) {
+	c := newClient()
+	p := &podPatches{}
+	pods := newPods(p.client(c), 1)
+	t.Cleanup(pods.queue.ShutDown)
+	pods.PublishPod(podRef("gone", "u"), nil, nil)
+	// One worker step, in the test's goroutine: what it leaves queued is
+	// all the retrying there will be.
+	if !pods.processNext(t.Context()) {
+		t.Fatal("processNext stopped on a running queue")
+	}
+	if got := len(p.statuses("gone")); got != 1 {
+		t.Errorf("PATCH calls = %d, want 1", got)
+	}
+	key := PodKey{Namespace: "team", Name: "gone", UID: "u"}
+	if n, r, pending := pods.queue.Len(), pods.queue.NumRequeues(key), pods.pendingCount(); n != 0 || r != 0 || pending != 0 {
+		t.Errorf("after NotFound: %d queued, %d requeues, %d pending; want none: a missing pod is not retried", n, r, pending)
+	}
+}
+
+func TestPodsRecreatedPodGetsOnlyItsOwnStatus(t *testing.T) {
+	c := newClient(object("Pod", "team", "web", "uid-2", nil))
+	p := &podPatches{result: func(_, uid string, _ int) error {
+		if uid != "uid-2" { // the API server's UID precondition
+			return apierrors.NewConflict(schema.GroupResource{Resource: "pods"}, "web", errors.New("precondition failed: UID mismatch"))
+		}
+		return nil
+	}}
+	pods := newPods(p.client(c), 1)
+	t.Cleanup(pods.queue.ShutDown)
+	oldStatus, newStatus := podStatus(t, "10.244.1.5"), podStatus(t, "10.244.1.6")
+	pods.PublishPod(podRef("web", "uid-1"), []string{"10.244.1.5"}, nil) // the old pod, late
+	pods.PublishPod(podRef("web", "uid-2"), []string{"10.244.1.6"}, nil)
+	for range 2 {
+		if !pods.processNext(t.Context()) {
+			t.Fatal("processNext stopped on a running queue")
+		}
+	}
+	if got := annotation(t, c, Pods, "team", "web", netrequest.StatusAnnotationKey); got != newStatus {
+		t.Errorf("status = %q, want the new pod's %q", got, newStatus)
+	}
+	if got := p.statuses("web"); len(got) != 2 || got[0] != oldStatus || got[1] != newStatus {
+		t.Errorf("PATCHes carried %q, want the old pod's (refused) and then the new pod's", got)
+	}
+	if n, pending := pods.queue.Len(), pods.pendingCount(); n != 0 || pending != 0 {
+		t.Errorf("%d queued, %d pending; want none: a replaced pod is not retried", n, pending)
+	}
+}
+
+func TestPodsWritesEveryPodOfABurst(t *testing.T) {
+	const n = 2000
+	var objects []runtime.Object
+	for i := range n {
+		objects = append(objects, object("Pod", "team", fmt.Sprintf("pod-%d", i), fmt.Sprintf("uid-%d", i), nil))
+	}
+	c := newClient(objects...)
+	p := &podPatches{}
+	pods := newPods(p.client(c), 2)
+	run(t, pods)
+	var wg sync.WaitGroup
+	for g := range 20 { // publishers racing each other and the workers
+		wg.Go(func() {
+			for i := g; i < n; i += 20 {
+				pods.PublishPod(podRef(fmt.Sprintf("pod-%d", i), fmt.Sprintf("uid-%d", i)), []string{fmt.Sprintf("10.0.%d.%d", i/256, i%256)}, nil)
+			}
+		})
+	}
+	wg.Wait()
+	// A status leaves the pending map once written: polling that spares the
+	// fake, whose one lock every List of 2000 pods would hold.
+	waitFor(t, "every status written", func(context.Context) error {
+		if n := pods.pendingCount(); n != 0 {
+			return fmt.Errorf("%d pods pending", n)
+		}
+		return nil
+	})
+	list, err := c.Resource(Pods).Namespace("team").List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range list.Items {
+		if o.Annotations[netrequest.StatusAnnotationKey] == "" {
+			t.Errorf("pod %s has no status", o.Name)
+		}
+	}
+	if got := p.total(); got != n {
+		t.Errorf("PATCH calls = %d, want %d: one per pod", got, n)
+	}
+	for _, i := range []int{0, 1000, n - 1} {
+		want := podStatus(t, fmt.Sprintf("10.0.%d.%d", i/256, i%256))
+		if got := annotation(t, c, Pods, "team", fmt.Sprintf("pod-%d", i), netrequest.StatusAnnotationKey); got != want {
+			t.Errorf("pod-%d status = %q, want %q", i, got, want)
 		}
 	}
 }
 
-func TestPodsGivesUpOnDeletedPod(t *testing.T) {
-	c := newClient(object("Pod", "team", "web", "uid-1", nil))
-	p := &patches{}
-	c.PrependReactor("patch", "pods", p.reactor)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pods := NewPodStatuses(c, "primary")
-	go pods.Run(ctx)
-	pods.PublishPod(attachment.PodRef{Namespace: "team", Name: "gone", UID: "u"}, nil, nil)
-	// Statuses are written in order: once web's is, gone's retries are over.
-	pods.PublishPod(attachment.PodRef{Namespace: "team", Name: "web", UID: "uid-1"}, nil, nil)
-	waitFor(t, "the next pod's status", func(context.Context) error {
-		if annotation(t, c, Pods, "team", "web", netrequest.StatusAnnotationKey) == "" {
-			return errors.New("no status yet")
+// holdFirst holds the first PATCH of pod name until release is closed;
+// entered is closed once it is held.
+func holdFirst(name string) (result func(string, string, int) error, entered, release chan struct{}) {
+	entered, release = make(chan struct{}), make(chan struct{})
+	return func(n, _ string, call int) error {
+		if n == name && call == 1 {
+			close(entered)
+			<-release
 		}
 		return nil
-	})
-	if got := p.get("gone"); got != 1 {
-		t.Errorf("PATCH calls = %d, want 1: a missing pod is not retried", got)
+	}, entered, release
+}
+
+func TestPodsCoalescesRepublishes(t *testing.T) {
+	c := newClient(object("Pod", "team", "web", "uid-1", nil))
+	hold, entered, release := holdFirst("web")
+	p := &podPatches{result: hold}
+	pods := newPods(p.client(c), 2)
+	run(t, pods)
+	pods.PublishPod(podRef("web", "uid-1"), []string{"10.244.0.0"}, nil)
+	<-entered
+	for i := 1; i < 100; i++ {
+		pods.PublishPod(podRef("web", "uid-1"), []string{fmt.Sprintf("10.244.0.%d", i)}, nil)
+	}
+	close(release)
+	last := podStatus(t, "10.244.0.99")
+	waitFor(t, "the last status", annotationIs(t, c, Pods, "team", "web", netrequest.StatusAnnotationKey, last))
+	if got := p.statuses("web"); len(got) != 2 || got[1] != last {
+		t.Errorf("PATCHes carried %d statuses, want 2 of 100 publishes: the held first and then only the last", len(got))
+	}
+}
+
+func TestPodsWritesStatusPublishedDuringWrite(t *testing.T) {
+	c := newClient(object("Pod", "team", "web", "uid-1", nil), object("Pod", "team", "db", "uid-2", nil))
+	hold, entered, release := holdFirst("web")
+	p := &podPatches{result: hold}
+	pods := newPods(p.client(c), 2)
+	run(t, pods)
+	first, second := podStatus(t, "10.244.1.5"), podStatus(t, "10.244.1.6")
+	pods.PublishPod(podRef("web", "uid-1"), []string{"10.244.1.5"}, nil)
+	<-entered
+	pods.PublishPod(podRef("web", "uid-1"), []string{"10.244.1.6"}, nil)
+	// The other worker is free: a held write holds up only its own pod.
+	pods.PublishPod(podRef("db", "uid-2"), []string{"10.244.1.7"}, nil)
+	waitFor(t, "the other pod's status", annotationIs(t, c, Pods, "team", "db", netrequest.StatusAnnotationKey, podStatus(t, "10.244.1.7")))
+	if got := p.statuses("web"); len(got) != 1 {
+		t.Fatalf("PATCHes for web while its first is held: %d, want 1: one write per pod at a time", len(got))
+	}
+	close(release)
+	waitFor(t, "the status published during the write", annotationIs(t, c, Pods, "team", "web", netrequest.StatusAnnotationKey, second))
+	if got := p.statuses("web"); len(got) != 2 || got[0] != first || got[1] != second {
+		t.Errorf("PATCHes carried %q, want the first status and then the second", got)
+	}
+}
+
+func TestPodsRunStopsOnCancel(t *testing.T) {
+	c := newClient(object("Pod", "team", "web", "uid-1", nil))
+	pods := newPods(c, 2)
+	cancel, done := run(t, pods)
+	pods.PublishPod(podRef("web", "uid-1"), []string{"10.244.1.5"}, nil)
+	waitFor(t, "the status", annotationIs(t, c, Pods, "team", "web", netrequest.StatusAnnotationKey, podStatus(t, "10.244.1.5")))
+	cancel()
+	select { // Run returns only once its workers have
+	case <-done:
+	case <-t.Context().Done():
+		t.Fatal("Run did not return after cancel")
+	}
+	if !pods.queue.ShuttingDown() {
+		t.Error("queue not shut down")
+	}
+	pods.PublishPod(podRef("web", "uid-1"), []string{"10.244.1.6"}, nil) // must not block or be kept
+	if n := pods.pendingCount(); n != 0 {
+		t.Errorf("%d statuses pending after Run returned, want 0", n)
 	}
 }
