@@ -10,7 +10,7 @@ type component struct {
 	// ready is polled until it returns nil (or the daemon exits).
 	ready func(context.Context) error
 	// then, if set, runs once the component is ready, before the next one
-	// starts (import images, create RBAC objects).
+	// starts (import images, install admission policies).
 	then func(context.Context) error
 	// needsAPI components start only once the apiserver is ready;
 	// servesAPI marks the apiserver itself.
@@ -23,12 +23,9 @@ type component struct {
 func (l layout) controlPlane() []component {
 	cs := []component{
 		{daemon: l.etcd(), ready: l.etcdHealthy, step: "etcd healthy"},
-		{daemon: l.apiserver(), ready: l.apiserverReady(), servesAPI: true, step: "kube-apiserver ready"},
+		{daemon: l.apiserver(), ready: l.apiserverReady(), then: l.installAdmission, servesAPI: true, step: "kube-apiserver ready"},
 		{daemon: l.controllerManager(), ready: l.healthz(l.opts.ControllerManagerPort), needsAPI: true, step: "kube-controller-manager healthy"},
 		{daemon: l.scheduler(), ready: l.healthz(l.opts.SchedulerPort), needsAPI: true, step: "kube-scheduler healthy"},
-	}
-	if l.opts.CRIProxy {
-		cs[1].then = l.grantProxies
 	}
 	return cs
 }

@@ -169,3 +169,7 @@ func parseIPAddr(out string) (string, error) {
 	}
 	return "", fmt.Errorf("no IPv4 address in %q", strings.TrimSpace(out))
 }
+
+// ProxyKubeconfig is the path of the kubeconfig of node's CRI proxy: its
+// own identity, system:pod-networks:cri-proxy:<node>.
+func (c *Cluster) ProxyKubeconfig(node string) string { return c.l.kubeconfig(node + "-cri-proxy") }

@@ -87,6 +87,22 @@ type demoResult struct {
 			Event        string   `json:"event"`
 			EventSeconds float64  `json:"eventSeconds"`
 		} `json:"broken"`
+		Access struct {
+			Network    string   `json:"network"`
+			Namespaces []string `json:"namespaces"`
+			Pod        string   `json:"pod"`
+			Request    string   `json:"request"`
+			Refused    struct {
+				Namespace string `json:"namespace"`
+				Message   string `json:"message"`
+			} `json:"refused"`
+			Admitted struct {
+				Namespace      string          `json:"namespace"`
+				Node           string          `json:"node"`
+				RunningSeconds float64         `json:"runningSeconds"`
+				Inside         []demoInterface `json:"inside"`
+			} `json:"admitted"`
+		} `json:"access"`
 	} `json:"networks"`
 	Leases struct {
 		Deleted []string `json:"deleted"`
@@ -323,11 +339,28 @@ func checkDemoResult(t *testing.T, r demoResult) {
 	}
 	seconds("broken pod created to its event", br.EventSeconds)
 
+	ac := n.Access
+	if ac.Network != "red" || !slices.Equal(ac.Namespaces, []string{"team-a"}) || ac.Pod != "demo-access" || ac.Request != "red" {
+		t.Errorf("access: Network %s for %v, pod %s asking for %q; want red for [team-a], demo-access asking for red", ac.Network, ac.Namespaces, ac.Pod, ac.Request)
+	}
+	if want := "network red is not allowed in namespace team-b (Network red allows namespaces team-a)"; ac.Refused.Namespace != "team-b" || !strings.Contains(ac.Refused.Message, want) {
+		t.Errorf("access: refused in %s with %q; want team-b, with %q", ac.Refused.Namespace, ac.Refused.Message, want)
+	}
+	accessInside := map[string]string{}
+	for _, i := range ac.Admitted.Inside {
+		accessInside[i.Interface], _, _ = strings.Cut(i.Address, "/")
+	}
+	if ac.Admitted.Namespace != "team-a" || ac.Admitted.Node != "node1" || len(accessInside) != 2 {
+		t.Errorf("access: admitted %+v; want in team-a, on node1 (the node with red), with eth0 and net1", ac.Admitted)
+	}
+	in("access pod net1 inside", accessInside["net1"], "10.252.1.0/24")
+	seconds("access pod created to Running", ac.Admitted.RunningSeconds)
+
 	l := r.Leases
-	if want := []string{"demo-broken", "demo-green", "demo-native", "demo-networks", "demo-node1", "demo-node2", "demo-node3", "demo-refused"}; !slices.Equal(l.Deleted, want) {
+	if want := []string{"demo-broken", "demo-green", "demo-native", "demo-networks", "demo-node1", "demo-node2", "demo-node3", "demo-refused", "team-a/demo-access"}; !slices.Equal(l.Deleted, want) {
 		t.Errorf("deleted %v, want %v", l.Deleted, want)
 	}
-	minBefore := map[string]int{"node1/primary-node1": 3, "node1/blue": 2, "node1/red": 2, "node1/broken": 0,
+	minBefore := map[string]int{"node1/primary-node1": 4, "node1/blue": 2, "node1/red": 3, "node1/broken": 0,
 		"node2/primary-node2": 1, "node2/blue": 0, "node2/green": 1, "node3/primary-node3": 1}
 	sum := 0
 	for _, c := range l.Counts {

@@ -27,7 +27,7 @@ func demoReleaseLeases(ctx context.Context, c *localcluster.Cluster, cs kubernet
 	if err != nil {
 		return res, err
 	}
-	pods, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+	pods, err := cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return res, err
 	}
@@ -37,10 +37,14 @@ func demoReleaseLeases(ctx context.Context, c *localcluster.Cluster, cs kubernet
 		if !strings.HasPrefix(p.Name, "demo-") {
 			continue
 		}
-		if err := cs.CoreV1().Pods("default").Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		if err := cs.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 			return res, err
 		}
-		res.Deleted = append(res.Deleted, p.Name)
+		name := p.Name
+		if p.Namespace != metav1.NamespaceDefault {
+			name = p.Namespace + "/" + name
+		}
+		res.Deleted = append(res.Deleted, name)
 	}
 	sort.Strings(res.Deleted)
 	var after map[string]map[string]int

@@ -29,7 +29,8 @@ const pollInterval = 200 * time.Millisecond
 // with the addresses it sees inside; a pod asking for green, which no node
 // has, Pending with the reason; then a node gaining green and the pod
 // scheduled there; then a pod asking for broken, whose plugin chain fails
-// mid-way, with the event naming the network and the cause. It fills
+// mid-way, with the event naming the network and the cause; then the
+// network access policy (demo_access.go). It fills
 // p's result's Networks and prints each section once it is complete.
 func demoNetworksScenario(ctx context.Context, c *localcluster.Cluster, cs kubernetes.Interface, p *demoPrinter) error {
 	res := &DemoNetworks{}
@@ -117,7 +118,13 @@ func demoNetworksScenario(ctx context.Context, c *localcluster.Cluster, cs kuber
 			return fmt.Errorf("%s: %w", res.Broken.Pod, err)
 		}
 	}
-	return p.through(sectionBroken)
+	if err := p.through(sectionBroken); err != nil {
+		return err
+	}
+	if err := demoAccess(ctx, c, cs, res); err != nil {
+		return fmt.Errorf("access policy: %w", err)
+	}
+	return p.through(sectionAccess)
 }
 
 // demoMultiPod creates a pod asking for blue and red and waits until it

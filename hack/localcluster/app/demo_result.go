@@ -72,6 +72,7 @@ type DemoNetworks struct {
 	Native    *DemoNativePods    `json:"native"`
 	Pending   DemoPendingPod     `json:"pending"`
 	Broken    *DemoBrokenPod     `json:"broken"`
+	Access    DemoAccess         `json:"access"`
 }
 
 // DemoNodeNetworks are the networks a node has.
@@ -153,6 +154,32 @@ type DemoBrokenPod struct {
 	EventSeconds float64  `json:"eventSeconds"` // created to that event
 }
 
+// DemoAccess is the network access policy at work: a Network object opens
+// a network to some namespaces; a pod asking for it is refused by the
+// apiserver in another namespace and admitted in one of those.
+type DemoAccess struct {
+	Network    string             `json:"network"`
+	Namespaces []string           `json:"namespaces"` // the Network's spec.namespaces
+	Pod        string             `json:"pod"`
+	Request    string             `json:"request"` // the pod's annotation
+	Refused    DemoAccessRefused  `json:"refused"`
+	Admitted   DemoAccessAdmitted `json:"admitted"`
+}
+
+// DemoAccessRefused is the pod refused at creation.
+type DemoAccessRefused struct {
+	Namespace string `json:"namespace"`
+	Message   string `json:"message"` // the apiserver's error
+}
+
+// DemoAccessAdmitted is the same pod admitted in an allowed namespace.
+type DemoAccessAdmitted struct {
+	Namespace      string          `json:"namespace"`
+	Node           string          `json:"node"`
+	RunningSeconds float64         `json:"runningSeconds"` // created to Running
+	Inside         []DemoInterface `json:"inside"`         // ip -4 -o addr in the pod, without lo
+}
+
 // DemoLeases is the deletion of the demo pods and the host-local leases
 // per node and network before it and once all were released.
 type DemoLeases struct {
@@ -191,6 +218,7 @@ const (
 	sectionNative
 	sectionPending
 	sectionBroken
+	sectionAccess
 	sectionLeases
 	sectionSummary
 	sectionNext
@@ -208,6 +236,7 @@ var demoSections = [numSections]func(io.Writer, *DemoResult){
 	sectionNative:    renderNative,
 	sectionPending:   renderPending,
 	sectionBroken:    renderBroken,
+	sectionAccess:    renderAccess,
 	sectionLeases:    renderLeases,
 	sectionSummary:   renderSummary,
 	sectionNext:      renderNext,
@@ -352,6 +381,20 @@ func renderBroken(w io.Writer, r *DemoResult) {
 	fmt.Fprintf(w, "the proxy rolled the chain back (the address is given back) and kubelet retries with backoff\n")
 }
 
+func renderAccess(w io.Writer, r *DemoResult) {
+	if r.Networks == nil {
+		return
+	}
+	a := r.Networks.Access
+	fmt.Fprintf(w, "\n== Access policy: a Network object opens network %s to namespace(s) %s only (admission/: a ValidatingAdmissionPolicy, no webhook)\n",
+		a.Network, strings.Join(a.Namespaces, ", "))
+	fmt.Fprintf(w, "pod %s asking for %q in namespace %s: refused by the apiserver:\n  %s\n", a.Pod, a.Request, a.Refused.Namespace, a.Refused.Message)
+	fmt.Fprintf(w, "the same pod in namespace %s: admitted, Running on %s; inside (ip -4 -o addr):\n", a.Admitted.Namespace, a.Admitted.Node)
+	for _, i := range a.Admitted.Inside {
+		fmt.Fprintf(w, "  %-5s %s\n", i.Interface, i.Address)
+	}
+}
+
 func renderLeases(w io.Writer, r *DemoResult) {
 	l := r.Leases
 	fmt.Fprintf(w, "\n== Deleting the demo pods gives every address back (host-local leases per node and network)\n")
@@ -386,6 +429,7 @@ func renderSummary(w io.Writer, r *DemoResult) {
 		if n.Broken != nil {
 			fmt.Fprintf(w, "  pod with a failing network created to its FailedCreatePodSandBox event: %.1fs\n", n.Broken.EventSeconds)
 		}
+		fmt.Fprintf(w, "  pod admitted by the access policy created to Running: %.1fs\n", n.Access.Admitted.RunningSeconds)
 	}
 	fmt.Fprintf(w, "  demo pods deleted to every lease released: %.1fs\n", r.Leases.ReleasedSeconds)
 }

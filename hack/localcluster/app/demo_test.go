@@ -68,14 +68,22 @@ func fixedResult() *DemoResult {
 				Pod: "demo-broken", Request: []string{"broken"}, Node: "node1", Phase: "Pending", EventSeconds: 1.93,
 				Event: `Failed to create pod sandbox: rpc error: code = Unknown desc = cri-proxy: network "broken" (net3): plugin type="tuning" failed (add): failed to set net.ipv4.conf.net3.no_such_setting: open /proc/sys/net/ipv4/conf/net3/no_such_setting: no such file or directory`,
 			},
+			Access: DemoAccess{
+				Network: "red", Namespaces: []string{"team-a"}, Pod: "demo-access", Request: "red",
+				Refused: DemoAccessRefused{Namespace: "team-b", Message: `pods "demo-access" is forbidden: ValidatingAdmissionPolicy 'pod-networks-access' with binding 'pod-networks-access' denied request: network red is not allowed in namespace team-b (Network red allows namespaces team-a)`},
+				Admitted: DemoAccessAdmitted{
+					Namespace: "team-a", Node: "node1", RunningSeconds: 1.12,
+					Inside: []DemoInterface{{"eth0", "10.244.1.6/24"}, {"net1", "10.252.1.4/24"}},
+				},
+			},
 		},
 		Leases: DemoLeases{
-			Deleted: []string{"demo-broken", "demo-green", "demo-native", "demo-networks", "demo-node1", "demo-node2", "demo-node3", "demo-refused"},
+			Deleted: []string{"demo-broken", "demo-green", "demo-native", "demo-networks", "demo-node1", "demo-node2", "demo-node3", "demo-refused", "team-a/demo-access"},
 			Counts: []DemoLeaseCount{
-				{"node1", "blue", 2, 0}, {"node1", "broken", 0, 0}, {"node1", "primary-node1", 3, 0}, {"node1", "red", 2, 0},
+				{"node1", "blue", 2, 0}, {"node1", "broken", 0, 0}, {"node1", "primary-node1", 4, 0}, {"node1", "red", 3, 0},
 				{"node2", "blue", 0, 0}, {"node2", "green", 1, 0}, {"node2", "primary-node2", 2, 0}, {"node3", "primary-node3", 1, 0},
 			},
-			Before: 11, ReleasedSeconds: 1.46,
+			Before: 13, ReleasedSeconds: 1.46,
 		},
 		Next: DemoNext{
 			Kubeconfig: "/src/_output/cluster/kubeconfig", Kubectl: "/src/_output/bin/patched/kubectl",
