@@ -157,6 +157,12 @@ func TestAccessPolicy(t *testing.T) {
 	if err := patch("team-a", "red-a", `{"metadata":{"annotations":{"`+netrequest.AnnotationKey+`":"red"}}}`); err == nil || !strings.Contains(err.Error(), "not allowed in namespace team-a") {
 		t.Errorf("team-a: changing red-a's request after the Network changed: %v, want refused", err)
 	}
+	// A status update keeps the metadata it sends: it is judged too.
+	_, err = cs.CoreV1().Pods("team-a").Patch(ctx, "red-a", types.MergePatchType,
+		[]byte(`{"metadata":{"annotations":{"`+netrequest.AnnotationKey+`":"red"}}}`), metav1.PatchOptions{}, "status")
+	if err == nil || !strings.Contains(err.Error(), "not allowed in namespace team-a") {
+		t.Errorf("team-a: changing red-a's request through pods/status: %v, want refused", err)
+	}
 
 	t.Run("hostile request, short errors", func(t *testing.T) { testHostileRequest(t, cs, c) })
 	t.Run("cri-proxy credential", func(t *testing.T) { testProxyCredential(t, c, cs) })
