@@ -67,36 +67,12 @@ func statusNetworksAre(c *testCluster, node, want string) func(context.Context) 
 	}
 }
 
-// applyPod creates a toolbox pod from YAML with kubectl: this module's
-// k8s.io/api is the stock one, without spec.networks. extra is indented
-// under spec.
+// applyPod creates a toolbox pod in the default namespace from YAML with
+// kubectl: this module's k8s.io/api is the stock one, without
+// spec.networks. spec is indented under spec.
 func applyPod(t *testing.T, c *testCluster, name, annotation, spec string) (string, error) {
 	t.Helper()
-	image, err := c.ToolboxImage()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ann := ""
-	if annotation != "" {
-		ann = fmt.Sprintf("  annotations:\n    %s: %q\n", netrequest.AnnotationKey, annotation)
-	}
-	manifest := fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-%sspec:
-  terminationGracePeriodSeconds: 0
-%s  containers:
-  - name: toolbox
-    image: %s
-    imagePullPolicy: Never
-    command: ["/bin/sh", "-c", "trap 'exit 0' TERM; sleep 86400 & wait"]
-`, name, ann, spec, image)
-	f := filepath.Join(t.TempDir(), name+".yaml")
-	if err := os.WriteFile(f, []byte(manifest), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return c.Kubectl(t.Context(), "create", "-f", f)
+	return createPod(t, c, "default", name, accessCase{annotation: annotation, native: spec}, false)
 }
 
 // waitFor polls cond until it returns nil and returns how long that took;
