@@ -223,16 +223,35 @@ func dualStackBridge(name, bridge, v4subnet, v6subnet, dataDir string) string {
    "ipam": {"type": "host-local", "ranges": [[{"subnet": %q}], [{"subnet": %q}]], "dataDir": %q}}]}`, name, bridge, v4subnet, v6subnet, dataDir)
 }
 
+// defaultRouteEnv returns an environment with network blue (a dual-stack
+// bridge: 10.251.<n>.0/24, fd00:251:<n>::/64) and red (macvlan,
+// 10.251.<n+1>.0/24), a manager, and a netns whose eth0 has default routes
+// via 10.251.<n+2>.1 and fd00:251:<n+2>::1.
+func defaultRouteEnv(t *testing.T, n int) (*realEnv, string, *Manager, ns.NetNS) {
+	t.Helper()
+	e := newRealEnv(t)
+	br := pluginBridgeName(t)
+	e.addNetwork(t, "blue", dualStackBridge("blue", br, fmt.Sprintf("10.251.%d.0/24", n), fmt.Sprintf("fd00:251:%d::/64", n), e.dataDir))
+	e.addNetwork(t, "red", macvlanNetwork("red", hostBridge(t), fmt.Sprintf("10.251.%d.0/24", n+1), e.dataDir))
+	m := e.manager(t, Config{})
+	netns := newNetNS(t)
+	primaryInterface(t, netns, fmt.Sprintf("10.251.%d.2/24", n+2), fmt.Sprintf("10.251.%d.1", n+2),
+		fmt.Sprintf("fd00:251:%d::2/64", n+2), fmt.Sprintf("fd00:251:%d::1", n+2))
+	return e, br, m, netns
+}
+
+// assertOnlyPrimary fails unless the netns holds eth0 and its peer only.
+func assertOnlyPrimary(t *testing.T, netns ns.NetNS, when string) {
+	t.Helper()
+	if links := netnsLinks(t, netns); !slices.Equal(slices.Sorted(maps.Keys(links)), []string{"eth0", primaryPeer}) {
+		t.Errorf("links in the netns %s = %v, want eth0 and its peer only", when, links)
+	}
+}
+
 // TestIntegrationDefaultRoute: default-route moves the pod's default routes
 // of both families from eth0 to net1, via the requested gateways.
 func TestIntegrationDefaultRoute(t *testing.T) {
-	e := newRealEnv(t)
-	br := pluginBridgeName(t)
-	e.addNetwork(t, "blue", dualStackBridge("blue", br, "10.251.76.0/24", "fd00:251:76::/64", e.dataDir))
-	e.addNetwork(t, "red", macvlanNetwork("red", hostBridge(t), "10.251.77.0/24", e.dataDir))
-	m := e.manager(t, Config{})
-	netns := newNetNS(t)
-	primaryInterface(t, netns, "10.251.78.2/24", "10.251.78.1", "fd00:251:78::2/64", "fd00:251:78::1")
+	e, br, m, netns := defaultRouteEnv(t, 76)
 	ctx := context.Background()
 	eth0v4, eth0v6 := []string{"default via 10.251.78.1 dev eth0"}, []string{"default via fd00:251:78::1 dev eth0"}
 	if v4, v6 := defaultRoutesIn(t, netns, "-4"), defaultRoutesIn(t, netns, "-6"); !slices.Equal(v4, eth0v4) || !slices.Equal(v6, eth0v6) {
@@ -256,9 +275,7 @@ func TestIntegrationDefaultRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertClean(t, e, nil, br, "blue", "red")
-	if links := netnsLinks(t, netns); !slices.Equal(slices.Sorted(maps.Keys(links)), []string{"eth0", primaryPeer}) {
-		t.Errorf("links in the netns after Detach = %v, want eth0 and its peer only", links)
-	}
+	assertOnlyPrimary(t, netns, "after Detach")
 }
 
 // TestIntegrationDefaultRouteUnreachable: a gateway the interface cannot
@@ -275,13 +292,7 @@ func TestIntegrationDefaultRouteUnreachable(t *testing.T) {
 		{"IPv6 after IPv4", []string{"10.251.79.1", "fd00:99::1"}, `network "blue" (interface net1): default route via fd00:99::1: no route to host`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newRealEnv(t)
-			br := pluginBridgeName(t)
-			e.addNetwork(t, "blue", dualStackBridge("blue", br, "10.251.79.0/24", "fd00:251:79::/64", e.dataDir))
-			e.addNetwork(t, "red", macvlanNetwork("red", hostBridge(t), "10.251.80.0/24", e.dataDir))
-			m := e.manager(t, Config{})
-			netns := newNetNS(t)
-			primaryInterface(t, netns, "10.251.81.2/24", "10.251.81.1", "fd00:251:81::2/64", "fd00:251:81::1")
+			e, br, m, netns := defaultRouteEnv(t, 79)
 			id := fmt.Sprintf("unreach%d", i)
 
 			_, err := m.Attach(context.Background(), pod(id), netns.Path(), []Request{
@@ -298,9 +309,7 @@ func TestIntegrationDefaultRouteUnreachable(t *testing.T) {
 				t.Errorf("IPv6 default routes after the failure = %v, want eth0's", v6)
 			}
 			assertClean(t, e, nil, br, "blue", "red")
-			if links := netnsLinks(t, netns); !slices.Equal(slices.Sorted(maps.Keys(links)), []string{"eth0", primaryPeer}) {
-				t.Errorf("links in the netns after the rollback = %v, want eth0 and its peer only", links)
-			}
+			assertOnlyPrimary(t, netns, "after the rollback")
 			if got := m.Attachments(id); got != nil {
 				t.Errorf("Attachments() = %v", got)
 			}
