@@ -51,6 +51,8 @@ func (r *fakeRuntime) Status(context.Context, *runtimeapi.StatusRequest) (*runti
 			{Type: runtimeapi.NetworkReady, Status: true},
 		}},
 		RuntimeHandlers: []*runtimeapi.RuntimeHandler{{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true, UserNamespaces: true}}},
+		// As containerd v2 answers; cri-proxy adds its capability beside it.
+		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}, nil
 }
 

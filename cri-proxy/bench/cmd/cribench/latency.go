@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -70,7 +71,7 @@ func measure(ctx context.Context, paths []path, r rpc, warmup int) (samples, err
 		}
 		if p.addsFields {
 			got = proto.Clone(got)
-			got.ProtoReflect().SetUnknown(nil)
+			clearUnknown(got.ProtoReflect())
 		}
 		if !proto.Equal(ref, got) {
 			return samples{}, fmt.Errorf("%s via %s: the answer differs from the runtime's", r.name, p.name)
@@ -113,4 +114,27 @@ func checkErrorsRelayed(ctx context.Context, paths []path) error {
 		}
 	}
 	return nil
+}
+
+// clearUnknown drops the unknown fields of m and of every message in it:
+// what cri-proxy adds to answers (StatusResponse field 5, RuntimeFeatures
+// field 4) are fields the stock cri-api does not know.
+func clearUnknown(m protoreflect.Message) {
+	m.SetUnknown(nil)
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			for i := range v.List().Len() {
+				clearUnknown(v.List().Get(i).Message())
+			}
+		case fd.IsMap() && fd.MapValue().Message() != nil:
+			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+				clearUnknown(mv.Message())
+				return true
+			})
+		case fd.Message() != nil && !fd.IsList() && !fd.IsMap():
+			clearUnknown(v.Message())
+		}
+		return true
+	})
 }
