@@ -2,7 +2,8 @@
 # Runs the tests: `unit` (no root, no cluster; race detector on), `staging`
 # (the upstream and our tests of the patched staging modules in _output/src/staging),
 # `kube-patched` (those of the packages kubelet-patch/ touches, in the
-# patched tree; both need make build first), `integration` (root; real CNI
+# patched tree; both need make build first), `kind` (stages the kind node
+# image's build context and checks it; no Docker), `integration` (root; real CNI
 # plugins in throwaway network namespaces), `e2e` (root; brings real clusters
 # up and down), or all of them when no argument is given.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -43,6 +44,13 @@ if [[ "${what}" == all || "${what}" == kube-patched ]]; then
   # its own tests, copied from scheduler-plugin/ by hack/build-kube-patched.sh.
   (cd "${SRC_DIR}/kubernetes-patched" && GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0 go test -trimpath -count=1 -tags podnetworks_native \
     ./pkg/scheduler/framework/plugins/ ./pkg/scheduler/framework/plugins/nodenetworks/ ./cmd/kube-scheduler/app/)
+fi
+if [[ "${what}" == all || "${what}" == kind ]]; then
+  log "kind-config: the node image's build context (Docker is not used: nothing is built or booted)"
+  "${REPO_ROOT}/hack/kind-image-context.sh"
+  go vet -tags kindcontext ./kind-config/
+  # -v: a check that cannot run here (systemd-analyze missing) shows as SKIP.
+  KIND_IMAGE_CONTEXT="${OUTPUT_DIR}/kind/image" go test -tags kindcontext -count=1 -v -run '^TestContext' ./kind-config/
 fi
 if [[ "${what}" == all || "${what}" == integration ]]; then
   [[ $(id -u) -eq 0 ]] || die "integration tests need root"
