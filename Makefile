@@ -2,7 +2,7 @@
 # missing Debian packages are installed, builds are incremental.
 SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := build
-.PHONY: build build-demo deps staging kube kube-patched etcd containerd cni-plugins images scheduler cluster-up cluster-down down demo test unit integration e2e bench-proxy bench-scheduler clean
+.PHONY: build build-demo deps staging kube kube-patched etcd containerd cni-plugins images scheduler cluster-up cluster-down down demo test unit integration e2e bench-proxy bench-scheduler bench-startup coverage clean kind-image-context
 
 build:                ; @hack/build.sh test
 build-demo:           ; @hack/build.sh demo
@@ -24,4 +24,7 @@ integration: build    ; @hack/test.sh integration
 e2e: build            ; @hack/test.sh e2e
 bench-proxy: build    ; @hack/bench-proxy.sh
 bench-scheduler: build ; @hack/bench-scheduler.sh
+bench-startup: build ; @hack/bench-startup.sh
+coverage: build      ; @hack/coverage.sh
+kind-image-context: build-demo ; @hack/kind-image-context.sh
 clean: down           ; @rm -rf _output
